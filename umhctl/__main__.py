@@ -1,0 +1,3 @@
+from umhctl.cli import main
+
+main()

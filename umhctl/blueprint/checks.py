@@ -1,0 +1,422 @@
+"""Cross-reference checks: what no single field can know on its own.
+
+Each check reports at the YAML position of the value that is wrong (the second of two duplicates, the
+reference that does not resolve), with a hint where one helps.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterable
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any
+
+from umhctl.blueprint.model import IOLINK_MASTER_PORTS, Device, SiteBlueprint
+from umhctl.blueprint.yamlsource import SourceMap
+from umhctl.diagnostics import Diagnostic
+
+Loc = tuple[str | int, ...]
+
+DATASOURCES = ("timescaledb", "mqtt")
+
+
+class _Report:
+    def __init__(self, source: SourceMap) -> None:
+        self.source = source
+        self.items: list[Diagnostic] = []
+
+    def error(self, path: Loc, message: str, hint: str | None = None, *, key: bool = False) -> None:
+        self.items.append(self.source.diagnostic(path, message, hint=hint, key=key))
+
+    def warning(self, path: Loc, message: str, hint: str | None = None) -> None:
+        self.items.append(self.source.diagnostic(path, message, hint=hint, severity="warning"))
+
+    def unique(self, what: str, entries: Iterable[tuple[Any, Loc]]) -> None:
+        first: dict[Any, Loc] = {}
+        for value, path in entries:
+            if value in first:
+                line, col = self.source.locate(first[value])
+                self.error(path, f"duplicate {what} '{value}'", f"already used at line {line}, column {col}")
+            else:
+                first[value] = path
+
+    def reference(self, path: Loc, what: str, name: str, known: Iterable[str]) -> bool:
+        names = list(known)
+        if name in names:
+            return True
+        from umhctl.blueprint.loader import did_you_mean
+
+        hint = did_you_mean(name, names) or (f"known {what}s: {', '.join(names)}" if names else f"no {what} is defined")
+        self.error(path, f"unknown {what} '{name}'", hint)
+        return False
+
+
+class RepoFiles:
+    """Files the blueprint points at: they must stay inside the blueprint's repository."""
+
+    def __init__(self, base_dir: Path) -> None:
+        self.base_dir = base_dir
+        self.root = next((p for p in (base_dir, *base_dir.parents) if (p / ".git").exists()), base_dir)
+
+    def resolve(self, relative: str) -> Path | None:
+        """The absolute path, or None when it escapes the repository."""
+        if relative.startswith("/"):
+            return None
+        path = (self.base_dir / relative).resolve()
+        return path if path.is_relative_to(self.root.resolve()) else None
+
+    def git(self, *args: str) -> subprocess.CompletedProcess[str] | None:
+        try:
+            return subprocess.run(["git", "-C", str(self.root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+
+
+def check_blueprint(bp: SiteBlueprint, source: SourceMap, base_dir: Path) -> list[Diagnostic]:
+    report = _Report(source)
+    files = RepoFiles(base_dir)
+    _check_location(bp, report)
+    _check_secrets(bp, report, files)
+    _check_devices(bp, report)
+    _check_services(bp, report)
+    _check_masters_and_sensors(bp, report)
+    _check_dashboards(bp, report, files)
+    _check_extra_files(bp, report, files)
+    return report.items
+
+
+def _location_paths(bp: SiteBlueprint) -> tuple[list[str], list[str]]:
+    """(area and area/line paths, area/line/cell paths) of the ISA-95 tree."""
+    containers: list[str] = []
+    cells: list[str] = []
+    for area in bp.location.areas:
+        containers.append(area.name)
+        for line in area.lines:
+            containers.append(f"{area.name}/{line.name}")
+            cells += [f"{area.name}/{line.name}/{cell.name}" for cell in line.work_cells]
+    return containers, cells
+
+
+def _check_location(bp: SiteBlueprint, report: _Report) -> None:
+    areas = bp.location.areas
+    report.unique("area name", ((a.name, ("location", "areas", i, "name")) for i, a in enumerate(areas)))
+    for i, area in enumerate(areas):
+        base: Loc = ("location", "areas", i, "lines")
+        report.unique(
+            f"line name in area '{area.name}'", ((ln.name, base + (j, "name")) for j, ln in enumerate(area.lines))
+        )
+        for j, line in enumerate(area.lines):
+            cells: Loc = base + (j, "workCells")
+            report.unique(
+                f"work cell name in line '{line.name}'",
+                ((c.name, cells + (k, "name")) for k, c in enumerate(line.work_cells)),
+            )
+
+
+def _secret_uses(bp: SiteBlueprint) -> Iterable[tuple[str, Loc]]:
+    if bp.grafana.admin_password_secret:
+        yield bp.grafana.admin_password_secret, ("grafana", "adminPasswordSecret")
+    for i, db in enumerate(bp.databases):
+        for j, user in enumerate(db.users):
+            yield user.password_secret, ("databases", i, "users", j, "passwordSecret")
+
+
+def _check_secrets(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None:
+    for name, path in _secret_uses(bp):
+        report.reference(path, "secret", name, bp.secrets)
+    for name, ref in bp.secrets.items():
+        if ref.file is None:
+            continue
+        at: Loc = ("secrets", name, "file")
+        target = (files.base_dir / ref.file).resolve()
+        if not target.is_relative_to(files.root.resolve()) or not (files.root / ".git").exists():
+            continue
+        tracked = files.git("ls-files", "--error-unmatch", "--", str(target))
+        if tracked is not None and tracked.returncode == 0:
+            report.error(
+                at,
+                f"secret file '{ref.file}' is tracked by git: secret values must never be committed",
+                f"run 'git rm --cached {ref.file}', add it to .gitignore and rotate the secret",
+            )
+            continue
+        ignored = files.git("check-ignore", "-q", "--", str(target))
+        if ignored is not None and ignored.returncode == 1:
+            report.warning(
+                at,
+                f"secret file '{ref.file}' is inside the repository but not git-ignored",
+                "add it to .gitignore so it cannot be committed by accident",
+            )
+
+
+def _networks(device: Device) -> list[IPv4Network]:
+    return [i.address.network for i in device.interfaces if i.address is not None]
+
+
+def _all_static(device: Device) -> bool:
+    return all(not i.dhcp for i in device.interfaces)
+
+
+def _check_devices(bp: SiteBlueprint, report: _Report) -> None:
+    devices = bp.devices
+    report.unique("device name", ((d.name, ("devices", i, "name")) for i, d in enumerate(devices)))
+    report.unique(
+        "hostname",
+        ((d.host_name, ("devices", i, "hostname" if d.hostname else "name")) for i, d in enumerate(devices)),
+    )
+    report.unique("device address", ((str(d.address), ("devices", i, "address")) for i, d in enumerate(devices)))
+    report.unique(
+        "interface address",
+        (
+            (str(itf.address.ip), ("devices", i, "interfaces", j, "address"))
+            for i, d in enumerate(devices)
+            for j, itf in enumerate(d.interfaces)
+            if itf.address is not None
+        ),
+    )
+    containers, _ = _location_paths(bp)
+    hubs = {d.name: d for d in devices if d.role == "hub"}
+    for i, device in enumerate(devices):
+        at: Loc = ("devices", i)
+        _check_interfaces(device, at, report)
+        if device.location is not None:
+            report.reference(at + ("location",), "location", device.location, containers)
+        if device.role == "hub" and device.hub is not None:
+            report.error(at + ("hub",), f"'{device.name}' is a hub; only edge devices name a hub", "remove 'hub'")
+        if device.role == "edge":
+            if device.hub is None:
+                report.error(
+                    at + ("role",),
+                    f"edge device '{device.name}' needs a hub to forward its data to",
+                    f"add 'hub: <name>' (hubs: {', '.join(hubs) or 'none defined'})",
+                )
+            elif device.hub not in hubs:
+                if any(d.name == device.hub for d in devices):
+                    report.error(at + ("hub",), f"'{device.hub}' is not a hub (role: edge)")
+                else:
+                    report.reference(at + ("hub",), "hub", device.hub, hubs)
+            elif _all_static(device) and not _reaches(device, hubs[device.hub].address):
+                report.error(
+                    at + ("hub",),
+                    f"edge device '{device.name}' cannot reach hub '{device.hub}' ({hubs[device.hub].address}): "
+                    "it is on none of the edge's networks and the edge has no gateway",
+                    "put both on one network, or give the edge a gateway",
+                )
+
+
+def _reaches(device: Device, address: IPv4Address) -> bool:
+    if any(itf.gateway is not None for itf in device.interfaces):
+        return True
+    return any(address in net for net in _networks(device))
+
+
+def _check_interfaces(device: Device, at: Loc, report: _Report) -> None:
+    interfaces = device.interfaces
+    report.unique(
+        f"interface name on '{device.name}'",
+        ((itf.name, at + ("interfaces", j, "name")) for j, itf in enumerate(interfaces)),
+    )
+    gateways = 0
+    for j, itf in enumerate(interfaces):
+        here = at + ("interfaces", j)
+        if itf.dhcp and itf.address is not None:
+            report.error(here + ("address",), "an interface has either 'dhcp: true' or a static 'address', not both")
+        if not itf.dhcp and itf.address is None:
+            report.error(here, f"interface '{itf.name}' needs 'address: IP/PREFIX' or 'dhcp: true'", key=False)
+        if itf.address is not None:
+            net = itf.address.network
+            if net.prefixlen < 31 and itf.address.ip in (net.network_address, net.broadcast_address):
+                report.error(
+                    here + ("address",),
+                    f"{itf.address} is the {'network' if itf.address.ip == net.network_address else 'broadcast'} "
+                    f"address of {net}, not a host address",
+                )
+            if itf.gateway is not None and itf.gateway not in net:
+                report.error(
+                    here + ("gateway",),
+                    f"gateway {itf.gateway} is outside the interface's network {net}",
+                    f"a gateway must be inside {net}",
+                )
+        if itf.gateway is not None:
+            gateways += 1
+            if gateways > 1:
+                report.error(here + ("gateway",), f"'{device.name}' has more than one default gateway")
+            if itf.dhcp:
+                report.error(here + ("gateway",), "a DHCP interface gets its gateway from DHCP; remove 'gateway'")
+    nets = _networks(device)
+    if _all_static(device) and nets and not any(device.address in net for net in nets):
+        report.error(
+            at + ("address",),
+            f"management address {device.address} is outside every network of '{device.name}' "
+            f"({', '.join(str(n) for n in nets)})",
+            "use the address of one of its interfaces",
+        )
+
+
+def _check_hub_service(bp: SiteBlueprint, report: _Report, section: str, what: str, devices: list[str]) -> None:
+    roles = {d.name: d.role for d in bp.devices}
+    seen: dict[str, int] = {}
+    for i, name in enumerate(devices):
+        path: Loc = (section, i, "device")
+        if not report.reference(path, "device", name, roles):
+            continue
+        if roles[name] != "hub":
+            report.error(path, f"{what} runs only on a hub, and '{name}' is an edge device", "move it to a hub")
+        elif name in seen:
+            report.error(path, f"'{name}' already has {what} (entry {seen[name] + 1} of '{section}')")
+        seen.setdefault(name, i)
+
+
+def _check_services(bp: SiteBlueprint, report: _Report) -> None:
+    _check_hub_service(bp, report, "brokers", "a broker", [b.device for b in bp.brokers])
+    _check_hub_service(bp, report, "databases", "a database", [d.device for d in bp.databases])
+    for i, broker in enumerate(bp.brokers):
+        if broker.mqtt.mutual_auth and not broker.mqtt.external_listener:
+            report.error(
+                ("brokers", i, "mqtt", "mutualAuth"),
+                "mutual TLS authentication applies to the external listener, which is off",
+                "set 'externalListener: true'",
+            )
+    for i, db in enumerate(bp.databases):
+        report.unique("database user", ((u.name, ("databases", i, "users", j, "name")) for j, u in enumerate(db.users)))
+
+
+def _check_masters_and_sensors(bp: SiteBlueprint, report: _Report) -> None:
+    masters = bp.io_link_masters
+    devices = {d.name: d for d in bp.devices}
+    report.unique("IO-Link master name", ((m.name, ("ioLinkMasters", i, "name")) for i, m in enumerate(masters)))
+    taken = {str(d.address): f"device '{d.name}'" for d in bp.devices}
+    for d in bp.devices:
+        taken.update({str(itf.address.ip): f"device '{d.name}'" for itf in d.interfaces if itf.address})
+    report.unique(
+        "IO-Link master address", ((str(m.address), ("ioLinkMasters", i, "address")) for i, m in enumerate(masters))
+    )
+    for i, master in enumerate(masters):
+        at: Loc = ("ioLinkMasters", i)
+        if str(master.address) in taken:
+            report.error(at + ("address",), f"address {master.address} is already used by {taken[str(master.address)]}")
+        if master.port_count is None:
+            report.error(
+                at + ("model",),
+                f"unknown IO-Link master model '{master.model}'",
+                "set 'ports: N' for this model, or use one of " + ", ".join(IOLINK_MASTER_PORTS),
+            )
+        if report.reference(at + ("device",), "device", master.device, devices):
+            poller = devices[master.device]
+            nets = _networks(poller)
+            if _all_static(poller) and nets and not any(master.address in n for n in nets):
+                report.error(
+                    at + ("address",),
+                    f"IO-Link master {master.address} is on none of the networks of '{poller.name}' "
+                    f"({', '.join(str(n) for n in nets)})",
+                    "the device polls the master directly: give it an interface on the master's network",
+                )
+
+    by_name = {m.name: m for m in masters}
+    _, cells = _location_paths(bp)
+    report.unique("sensor name", ((s.name, ("sensors", i, "name")) for i, s in enumerate(bp.sensors)))
+    report.unique(
+        "sensor port",
+        ((f"{s.master} port {s.port}", ("sensors", i, "port")) for i, s in enumerate(bp.sensors)),
+    )
+    report.unique(
+        "tag in work cell",
+        (
+            (f"{s.work_cell}: {s.tag or s.name}", ("sensors", i, "tag" if s.tag else "name"))
+            for i, s in enumerate(bp.sensors)
+        ),
+    )
+    for i, sensor in enumerate(bp.sensors):
+        at = ("sensors", i)
+        report.reference(at + ("workCell",), "work cell", sensor.work_cell, cells)
+        if report.reference(at + ("master",), "IO-Link master", sensor.master, by_name):
+            ports = by_name[sensor.master].port_count
+            if ports is not None and sensor.port > ports:
+                report.error(
+                    at + ("port",),
+                    f"port {sensor.port} does not exist: master '{sensor.master}' "
+                    f"({by_name[sensor.master].model}) has {ports} ports",
+                    f"use a port from 1 to {ports}",
+                )
+
+
+def _check_dashboards(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None:
+    roles = {d.name: d.role for d in bp.devices}
+    databases = {db.device for db in bp.databases}
+    hubs = [d.name for d in bp.hubs()]
+    report.unique("dashboard name", ((d.name, ("dashboards", i, "name")) for i, d in enumerate(bp.dashboards)))
+    for i, dash in enumerate(bp.dashboards):
+        at: Loc = ("dashboards", i)
+        targets = dash.devices if dash.devices is not None else hubs
+        for j, name in enumerate(dash.devices or []):
+            if report.reference(at + ("devices", j), "device", name, roles) and roles[name] != "hub":
+                report.error(at + ("devices", j), f"dashboards are served by Grafana on hubs; '{name}' is an edge")
+        for j, source_name in enumerate(dash.datasources):
+            path = at + ("datasources", j)
+            if not report.reference(path, "datasource", source_name, DATASOURCES):
+                continue
+            if source_name == "mqtt" and not bp.grafana.mqtt_datasource:
+                report.error(path, "datasource 'mqtt' is not enabled", "set 'grafana: {mqttDatasource: true}'")
+            if source_name == "timescaledb":
+                for hub in (t for t in targets if roles.get(t) == "hub" and t not in databases):
+                    report.error(
+                        path, f"hub '{hub}' has no database for datasource 'timescaledb'", "add it under 'databases'"
+                    )
+        _check_json_file(dash.file, at + ("file",), report, files)
+
+
+def _check_json_file(relative: str, path: Loc, report: _Report, files: RepoFiles) -> None:
+    target = files.resolve(relative)
+    if target is None:
+        report.error(
+            path, f"'{relative}' is outside the blueprint's repository", "keep dashboards inside the repository"
+        )
+        return
+    try:
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        report.error(path, f"dashboard file '{relative}' does not exist")
+        return
+    except (OSError, UnicodeDecodeError) as exc:
+        report.error(path, f"cannot read dashboard file '{relative}': {exc}")
+        return
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        report.error(path, f"'{relative}' is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+        return
+    if not isinstance(data, dict):
+        report.error(path, f"'{relative}' must hold a Grafana dashboard object, not a JSON {type(data).__name__}")
+
+
+def _check_extra_files(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None:
+    names = [d.name for d in bp.devices]
+    report.unique(
+        "file path for the same devices",
+        ((f"{f.path} on {','.join(f.devices or ['all'])}", ("files", i, "path")) for i, f in enumerate(bp.files)),
+    )
+    if not bp.files:
+        return
+    # Imported here: only blueprints with extra files pay for jinja2.
+    from umhctl.templating import TemplateProblem, render_extra_file
+
+    for i, extra in enumerate(bp.files):
+        at: Loc = ("files", i)
+        targets = extra.devices if extra.devices is not None else names
+        valid = [
+            n for j, n in enumerate(extra.devices or []) if report.reference(at + ("devices", j), "device", n, names)
+        ]
+        template = files.resolve(extra.template)
+        if template is None:
+            report.error(at + ("template",), f"'{extra.template}' is outside the blueprint's repository")
+            continue
+        if not template.is_file():
+            report.error(at + ("template",), f"template '{extra.template}' does not exist")
+            continue
+        for name in valid if extra.devices is not None else targets:
+            try:
+                render_extra_file(bp, bp.device(name), extra, template)
+            except TemplateProblem as problem:
+                report.error(at + ("template",), f"{extra.template}: {problem} (rendering for '{name}')")
+                break

@@ -1,0 +1,480 @@
+"""The site blueprint (apiVersion umhctl/v1, kind SiteBlueprint) as pydantic models.
+
+These models check the shape of each value on its own. Everything that relates two parts of the blueprint
+(references, uniqueness, addresses inside prefixes, ports of a master) lives in `checks.py`, where each problem
+can point at the exact YAML position.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+
+API_VERSION = "umhctl/v1"
+KIND = "SiteBlueprint"
+DEFAULT_UMH_CHART = "0.29.0"
+
+# IO-Link masters by model, with their port count (ifm datasheets). Other models need `ports:`.
+IOLINK_MASTER_PORTS: dict[str, int] = {
+    "AL1100": 4,
+    "AL1120": 4,
+    "AL1300": 4,
+    "AL1302": 8,
+    "AL1320": 4,
+    "AL1322": 8,
+    "AL1340": 4,
+    "AL1342": 8,
+    "AL1350": 4,
+    "AL1352": 8,
+    "AL1950": 4,
+    "AL1952": 8,
+}
+
+
+@dataclass(frozen=True)
+class Format:
+    """A text format whose mismatch message says what is expected, in words, with an example.
+
+    Used as `Annotated[str, Format(...)]`; the pattern also lands in the JSON Schema for editors.
+    """
+
+    pattern: str
+    problem: str
+    example: str
+    max_length: int = 253
+
+    def check(self, value: str) -> str:
+        if len(value) > self.max_length or not re.fullmatch(self.pattern, value):
+            raise PydanticCustomError(
+                "umhctl_format",
+                "{value!r} is not {problem} (example: {example})",
+                {"value": value, "problem": self.problem, "example": self.example},
+            )
+        return value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        result = handler(schema)
+        result.update(pattern=f"^{self.pattern}$", maxLength=self.max_length)
+        return result
+
+
+DnsLabel = Annotated[
+    str,
+    Format(
+        r"[a-z0-9]([a-z0-9-]*[a-z0-9])?",
+        "a valid name: lowercase letters, digits and '-', starting and ending with a letter or digit",
+        "edge-01",
+        max_length=63,
+    ),
+]
+IsaName = Annotated[
+    str,
+    Format(
+        r"[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?",
+        "a valid ISA-95 name: letters, digits, '-' and '_' (it becomes part of UNS topics)",
+        "line-1",
+        max_length=63,
+    ),
+]
+SecretName = Annotated[
+    str,
+    Format(
+        r"[a-z0-9]([a-z0-9-]*[a-z0-9])?",
+        "a valid secret name: lowercase letters, digits and '-'",
+        "grafana-admin",
+        max_length=63,
+    ),
+]
+RelativePath = Annotated[
+    str,
+    Format(
+        r"[^\x00]+",
+        "a file path",
+        "dashboards/line-overview.json",
+        max_length=4096,
+    ),
+]
+AbsolutePath = Annotated[
+    str,
+    Format(
+        r"/[^\x00]*",
+        "an absolute path on the device",
+        "/etc/chrony.conf",
+        max_length=4096,
+    ),
+]
+DiskPath = Annotated[str, Format(r"/dev/[A-Za-z0-9/_.:-]+", "a disk device path", "/dev/sda", max_length=255)]
+Quantity = Annotated[str, Format(r"[1-9][0-9]*(Mi|Gi|Ti)", "a storage size in Mi, Gi or Ti", "20Gi", max_length=16)]
+Duration = Annotated[str, Format(r"[1-9][0-9]*(h|d)", "a duration in hours or days", "168h or 30d", max_length=16)]
+FileMode = Annotated[str, Format(r"0?[0-7]{3}", "an octal file mode", '"0644"', max_length=4)]
+InterfaceName = Annotated[str, Format(r"[A-Za-z0-9_.:-]+", "a network interface name", "eth0", max_length=15)]
+UnixUser = Annotated[str, Format(r"[a-z_][a-z0-9_-]*", "a valid user name", "core", max_length=32)]
+PgName = Annotated[str, Format(r"[a-z_][a-z0-9_]*", "a valid PostgreSQL role name", "grafanareader", max_length=63)]
+TagName = Annotated[
+    str, Format(r"[A-Za-z0-9_]+", "a valid tag name: letters, digits and '_'", "temperature", max_length=63)
+]
+ModelName = Annotated[str, Format(r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a model name", "AL1350", max_length=32)]
+Timezone = Annotated[
+    str, Format(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*", "a time zone name", "Europe/Berlin", max_length=64)
+]
+# ISA-95 paths: "area", "area/line" or "area/line/workcell".
+LocationPath = Annotated[
+    str, Format(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+){0,2}", "a location path", "assembly/line-1/press", max_length=200)
+]
+
+_FLOATING_WORDS = {"latest", "stable", "beta", "alpha", "edge", "lts", "current", "main", "master", "nightly", "dev"}
+_RANGE = re.compile(r"[\^~<>=*|, ]|(^|\.)[xX](\.|$)")
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """A version that must be pinned exactly: floating names and ranges are refused with a clear reason."""
+
+    pattern: str
+    example: str
+    what: str
+
+    def check(self, value: str) -> str:
+        if value.lower() in _FLOATING_WORDS or _RANGE.search(value):
+            raise PydanticCustomError(
+                "umhctl_floating_version",
+                "floating {what} {value!r}: every version must be pinned exactly (example: {example})",
+                {"what": self.what, "value": value, "example": self.example},
+            )
+        if not re.fullmatch(self.pattern, value):
+            raise PydanticCustomError(
+                "umhctl_format",
+                "{value!r} is not a valid {what} (example: {example})",
+                {"what": self.what, "value": value, "example": self.example},
+            )
+        return value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        result = handler(schema)
+        result["pattern"] = f"^{self.pattern}$"
+        return result
+
+
+FlatcarVersion = Annotated[str, Pinned(r"\d+\.\d+\.\d+", "4081.2.0", "Flatcar version")]
+K3sVersion = Annotated[str, Pinned(r"v\d+\.\d+\.\d+\+k3s\d+", "v1.31.4+k3s1", "k3s version")]
+ChartVersion = Annotated[str, Pinned(r"\d+\.\d+\.\d+", DEFAULT_UMH_CHART, "chart version")]
+ImageTag = Annotated[str, Pinned(r"v?\d+\.\d+\.\d+(-[A-Za-z0-9.]+)?", "0.11.3", "image tag")]
+
+
+def _strict_bool(value: Any) -> Any:
+    # pydantic would take "yes"/"on"/1 as true; in a blueprint that is almost always a typo, so only real booleans.
+    if not isinstance(value, bool):
+        raise PydanticCustomError("umhctl_bool", "expected true or false, got {value!r}", {"value": value})
+    return value
+
+
+Bool = Annotated[bool, BeforeValidator(_strict_bool)]
+
+
+def _public_key(value: str) -> str:
+    text = value.strip()
+    if "PRIVATE KEY" in text:
+        raise PydanticCustomError(
+            "umhctl_private_key",
+            "this is a private key: never put a private key in a blueprint; use the public key (the .pub file)",
+        )
+    parts = text.split()
+    allowed = {
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    }
+    if len(parts) < 2 or parts[0] not in allowed:
+        raise PydanticCustomError(
+            "umhctl_public_key",
+            "not an SSH public key: expected '<type> <base64> [comment]' with type one of {types}",
+            {"types": ", ".join(sorted(allowed))},
+        )
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise PydanticCustomError(
+            "umhctl_public_key", "the key data of this SSH public key is not valid base64"
+        ) from None
+    # The blob starts with its own type name; a mismatch means a truncated or pasted-together key.
+    length = int.from_bytes(blob[:4], "big") if len(blob) >= 4 else -1
+    if length != len(parts[0]) or blob[4 : 4 + length].decode("ascii", "replace") != parts[0]:
+        raise PydanticCustomError(
+            "umhctl_public_key",
+            "the SSH public key is damaged: its data does not match its type {type!r}",
+            {"type": parts[0]},
+        )
+    return text
+
+
+PublicKey = Annotated[str, AfterValidator(_public_key)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        str_strip_whitespace=False,
+    )
+
+
+class Metadata(Model):
+    name: DnsLabel = Field(description="Site name (DNS label); names the simulated site and state directories.")
+    description: str = ""
+
+
+class WorkCell(Model):
+    name: IsaName
+
+
+class Line(Model):
+    name: IsaName
+    work_cells: list[WorkCell] = Field(min_length=1)
+
+
+class Area(Model):
+    name: IsaName
+    lines: list[Line] = Field(min_length=1)
+
+
+class Location(Model):
+    """ISA-95 hierarchy; it becomes the UNS topic prefix umh.v1.<enterprise>.<site>.<area>.<line>.<workcell>."""
+
+    enterprise: IsaName
+    site: IsaName
+    areas: list[Area] = Field(min_length=1)
+
+
+class Flatcar(Model):
+    version: FlatcarVersion
+    channel: Literal["stable", "beta", "alpha", "lts"] = "stable"
+
+
+class Versions(Model):
+    flatcar: Flatcar
+    k3s: K3sVersion
+    umh_chart: ChartVersion = DEFAULT_UMH_CHART
+    benthos_umh: ImageTag = Field(description="Tag of ghcr.io/united-manufacturing-hub/benthos-umh.")
+    grafana: ImageTag | None = Field(default=None, description="Override of the chart's Grafana image tag.")
+    node_red: ImageTag | None = Field(default=None, description="Override of the chart's Node-RED image tag.")
+
+
+class Access(Model):
+    user: UnixUser = "core"
+    authorized_keys: list[PublicKey] = Field(min_length=1)
+    known_hosts_file: RelativePath = Field(
+        default="known_hosts", description="The site's known_hosts, relative to the blueprint."
+    )
+
+
+class GenerateSpec(Model):
+    type: Literal["password", "token", "ssh-host-key"] = "password"
+    length: int = Field(default=32, ge=16, le=128)
+
+
+class SecretRef(Model):
+    """Exactly one of env, file or generate. Values never appear in the blueprint."""
+
+    env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    file: RelativePath | None = None
+    generate: GenerateSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_inline(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise PydanticCustomError(
+                "umhctl_inline_secret",
+                "inline secret values are not allowed: reference the secret with {{env: NAME}}, "
+                "{{file: PATH}} or {{generate: {{type: password}}}}",
+            )
+        given = [k for k in ("env", "file", "generate") if k in value]
+        if len(given) != 1:
+            raise PydanticCustomError(
+                "umhctl_secret_ref",
+                "a secret reference needs exactly one of env, file or generate (found {found})",
+                {"found": ", ".join(given) or "none"},
+            )
+        return value
+
+
+class Interface(Model):
+    name: InterfaceName
+    dhcp: Bool = False
+    address: IPv4Interface | None = Field(default=None, description="Static address with prefix, e.g. 192.0.2.11/24.")
+    gateway: IPv4Address | None = None
+    dns: list[IPv4Address] = []
+
+
+class Device(Model):
+    name: DnsLabel
+    hostname: DnsLabel | None = Field(default=None, description="Defaults to the device name.")
+    role: Literal["hub", "edge"]
+    hub: DnsLabel | None = Field(default=None, description="For edge devices: the hub whose broker it forwards to.")
+    address: IPv4Address = Field(description="Management address umhctl connects to over SSH.")
+    ssh_port: int = Field(default=22, ge=1, le=65535)
+    install_disk: DiskPath = "/dev/sda"
+    interfaces: list[Interface] = Field(min_length=1)
+    location: LocationPath | None = Field(default=None, description="ISA-95 area or area/line the device serves.")
+
+    @property
+    def host_name(self) -> str:
+        return self.hostname or self.name
+
+
+class Updates(Model):
+    group: DnsLabel | None = Field(default=None, description="Flatcar update group; unset = updates disabled.")
+    reboot_strategy: Literal["off", "reboot", "etcd-lock"] = "off"
+
+
+class Os(Model):
+    timezone: Timezone = "UTC"
+    updates: Updates = Updates()
+
+
+class Mqtt(Model):
+    external_listener: Bool = False
+    tls_only: Bool = False
+    mutual_auth: Bool = False
+
+
+class Kafka(Model):
+    storage: Quantity = "10Gi"
+    retention: Duration = "168h"
+
+
+class Broker(Model):
+    """The brokers of one hub: HiveMQ CE (MQTT) and Redpanda (Kafka), as shipped by the UMH chart."""
+
+    device: DnsLabel
+    mqtt: Mqtt = Mqtt()
+    kafka: Kafka = Kafka()
+
+
+class DatabaseUser(Model):
+    name: PgName
+    password_secret: SecretName
+
+
+class Database(Model):
+    """TimescaleDB of one hub."""
+
+    device: DnsLabel
+    storage: Quantity = "20Gi"
+    retention: Duration | None = None
+    users: list[DatabaseUser] = []
+
+
+class Grafana(Model):
+    admin_password_secret: SecretName | None = None
+    mqtt_datasource: Bool = Field(default=False, description="Provision an MQTT datasource for the hub's broker.")
+
+
+class IoLinkMaster(Model):
+    name: DnsLabel
+    device: DnsLabel = Field(description="The device that polls this master.")
+    address: IPv4Address
+    model: ModelName
+    ports: int | None = Field(default=None, ge=1, le=16, description="Port count; known models need none.")
+
+    @property
+    def port_count(self) -> int | None:
+        return self.ports if self.ports is not None else IOLINK_MASTER_PORTS.get(self.model.upper())
+
+
+class Sensor(Model):
+    name: DnsLabel
+    master: DnsLabel
+    port: int = Field(ge=1, le=16)
+    vendor_id: int = Field(ge=1, le=0xFFFF, description="IO-Link vendor id (ifm = 310).")
+    device_id: int = Field(ge=1, le=0xFFFFFF, description="IO-Link device id from the sensor's IODD.")
+    work_cell: LocationPath = Field(description="ISA-95 path area/line/workcell.")
+    tag: TagName | None = Field(default=None, description="UNS tag name; defaults to the sensor name.")
+    unit: str | None = None
+
+
+Datasource = Literal["timescaledb", "mqtt"]
+
+
+class Dashboard(Model):
+    name: DnsLabel
+    folder: str = "General"
+    file: RelativePath
+    datasources: list[str] = Field(min_length=1)
+    devices: list[DnsLabel] | None = Field(default=None, description="Hubs to provision it on; default all hubs.")
+
+
+Scalar = str | int | float | bool
+
+
+class ExtraFile(Model):
+    path: AbsolutePath
+    template: RelativePath = Field(description="Jinja2 template, relative to the blueprint.")
+    mode: FileMode = "0644"
+    devices: list[DnsLabel] | None = Field(default=None, description="Default: every device.")
+    vars: dict[str, Scalar | list[Scalar] | dict[str, Scalar]] = {}
+
+
+class SiteBlueprint(Model):
+    """A site: its devices, sensors, brokers, database and dashboards, in one versioned file."""
+
+    api_version: Literal["umhctl/v1"]
+    kind: Literal["SiteBlueprint"]
+    metadata: Metadata
+    location: Location
+    versions: Versions
+    access: Access
+    os: Os = Os()
+    secrets: dict[SecretName, SecretRef] = {}
+    devices: list[Device] = Field(min_length=1)
+    brokers: list[Broker] = []
+    databases: list[Database] = []
+    grafana: Grafana = Grafana()
+    io_link_masters: list[IoLinkMaster] = []
+    sensors: list[Sensor] = []
+    dashboards: list[Dashboard] = []
+    files: list[ExtraFile] = []
+
+    def device(self, name: str) -> Device:
+        return next(d for d in self.devices if d.name == name)
+
+    def hubs(self) -> list[Device]:
+        return [d for d in self.devices if d.role == "hub"]
+
+
+def json_schema() -> dict[str, Any]:
+    schema = SiteBlueprint.model_json_schema(by_alias=True)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+    }

@@ -1,0 +1,221 @@
+"""Read a YAML document into plain Python data plus the position of every key and value.
+
+ruamel.yaml composes the node graph (which carries marks); we build the data ourselves so that duplicate
+keys are all reported (not only the first), odd tags are refused, and positions are kept for every path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from umhctl.diagnostics import Diagnostic, format_path
+
+Path = tuple[str | int, ...]
+Pos = tuple[int, int]  # 1-based line, column
+
+_CORE = "tag:yaml.org,2002:"
+_MAX_NODES = 200_000  # an alias bomb must end in a clean error, not eat the machine
+
+
+@dataclass
+class SourceMap:
+    """Where each path of the document sits in the file."""
+
+    file: str
+    values: dict[Path, Pos] = field(default_factory=dict)
+    keys: dict[Path, Pos] = field(default_factory=dict)
+
+    def locate(self, path: Path, *, key: bool = False) -> Pos:
+        """The position of `path` (its key if `key`), or of its nearest existing ancestor."""
+        if key and path in self.keys:
+            return self.keys[path]
+        if path in self.values:
+            return self.values[path]
+        while path:
+            path = path[:-1]
+            # A missing child is best shown at its parent's key: "devices[0]: missing field 'role'".
+            if path in self.keys:
+                return self.keys[path]
+            if path in self.values:
+                return self.values[path]
+        return (1, 1)
+
+    def diagnostic(
+        self, path: Path, message: str, *, hint: str | None = None, key: bool = False, severity: str = "error"
+    ) -> Diagnostic:
+        line, column = self.locate(path, key=key)
+        return Diagnostic(
+            file=self.file,
+            line=line,
+            column=column,
+            message=message,
+            hint=hint,
+            path=format_path(path),
+            severity="warning" if severity == "warning" else "error",
+        )
+
+
+@dataclass
+class Document:
+    data: Any
+    source: SourceMap
+    diagnostics: list[Diagnostic]
+
+
+def _pos(node: Node) -> Pos:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, source: SourceMap, yaml: YAML) -> None:
+        self.source = source
+        self.yaml = yaml
+        self.diagnostics: list[Diagnostic] = []
+        self.count = 0
+        self.active: set[int] = set()
+
+    def error(self, node: Node, message: str, hint: str | None = None, path: Path = ()) -> None:
+        line, column = _pos(node)
+        self.diagnostics.append(Diagnostic(self.source.file, line, column, message, hint=hint, path=format_path(path)))
+
+    def build(self, node: Node, path: Path) -> Any:
+        self.count += 1
+        if self.count > _MAX_NODES:
+            raise _TooLarge(node)
+        self.source.values.setdefault(path, _pos(node))
+        if id(node) in self.active:
+            self.error(node, "recursive alias: a value cannot contain itself", path=path)
+            return None
+        if isinstance(node, ScalarNode):
+            return self.scalar(node, path)
+        self.active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                return self.mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+        self.error(node, f"unsupported YAML node {type(node).__name__}", path=path)
+        return None
+
+    def scalar(self, node: ScalarNode, path: Path) -> Any:
+        tag = node.tag or ""
+        if tag == _CORE + "str" or tag == _CORE + "timestamp":
+            # Dates stay text: a blueprint has no date fields, and "2024-01-01" must not turn into an object.
+            return node.value
+        if tag in (_CORE + "int", _CORE + "float", _CORE + "bool", _CORE + "null"):
+            try:
+                return self.yaml.constructor.construct_object(node, deep=True)
+            except (YAMLError, ValueError, OverflowError):
+                self.error(node, f"cannot read {tag.removeprefix(_CORE)} value {node.value!r}", path=path)
+                return node.value
+        self.error(
+            node,
+            f"unsupported YAML tag {tag!r}",
+            hint="blueprints use plain YAML: remove the '!' tag",
+            path=path,
+        )
+        return node.value
+
+    def mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        seen: dict[str, Pos] = {}
+        merged: list[tuple[Node, Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _CORE + "merge":
+                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                for src in sources:
+                    if isinstance(src, MappingNode):
+                        merged.extend(src.value)
+                    else:
+                        self.error(src, "'<<' merge needs a mapping (or a list of mappings)", path=path)
+                continue
+            if not isinstance(key_node, ScalarNode) or key_node.tag not in (_CORE + "str", _CORE + "int"):
+                self.error(key_node, "mapping keys must be plain names", path=path)
+                continue
+            key = str(key_node.value)
+            child = path + (key,)
+            if key in seen:
+                line, col = seen[key]
+                self.error(
+                    key_node,
+                    f"duplicate key '{key}'",
+                    hint=f"'{key}' is already set at line {line}, column {col}; keep only one",
+                    path=child,
+                )
+                continue
+            seen[key] = _pos(key_node)
+            self.source.keys[child] = _pos(key_node)
+            result[key] = self.build(value_node, child)
+        # Explicit keys win over merged ones, as in YAML's merge-key spec.
+        for key_node, value_node in merged:
+            key = str(key_node.value)
+            if key not in result:
+                child = path + (key,)
+                self.source.keys.setdefault(child, _pos(key_node))
+                result[key] = self.build(value_node, child)
+        return result
+
+
+class _TooLarge(Exception):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+
+def _yaml_error(file: str, exc: MarkedYAMLError) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    problem = exc.problem or exc.context or "invalid YAML"
+    message = f"YAML syntax error: {problem}"
+    hint = None
+    if "\\t" in problem or "tab" in problem.lower():
+        message = "YAML syntax error: tab character used for indentation"
+        hint = "YAML allows only spaces for indentation; replace the tab with spaces"
+    elif "expected a single document" in str(exc):
+        message = "YAML syntax error: more than one document in the file"
+        hint = "a blueprint is one YAML document; remove the '---' separator"
+    elif "could not find expected ':'" in problem or "mapping values are not allowed" in problem:
+        hint = "check the indentation and that every key is followed by ': '"
+    return Diagnostic(file, line, column, message, hint=hint)
+
+
+def parse_yaml(text: str, file: str) -> Document:
+    """Parse `text`; syntax problems come back as diagnostics, never as exceptions."""
+    source = SourceMap(file)
+    yaml = YAML(typ="safe", pure=True)
+    try:
+        root = yaml.compose(text)
+    except MarkedYAMLError as exc:
+        return Document(None, source, [_yaml_error(file, exc)])
+    except (YAMLError, RecursionError) as exc:
+        return Document(None, source, [Diagnostic(file, 1, 1, f"YAML error: {exc}")])
+    if root is None:
+        return Document(
+            None,
+            source,
+            [
+                Diagnostic(
+                    file,
+                    1,
+                    1,
+                    "the file is empty",
+                    hint="a blueprint starts with 'apiVersion: umhctl/v1' and 'kind: SiteBlueprint'; "
+                    "see blueprints/demo-site.yaml",
+                )
+            ],
+        )
+    builder = _Builder(source, yaml)
+    try:
+        data = builder.build(root, ())
+    except _TooLarge as too_large:
+        line, column = _pos(too_large.node)
+        return Document(None, source, [Diagnostic(file, line, column, "document too large (alias expansion?)")])
+    except RecursionError:
+        return Document(None, source, [Diagnostic(file, 1, 1, "document nested too deeply")])
+    return Document(data, source, builder.diagnostics)

@@ -1,0 +1,54 @@
+"""Jinja2 rendering for text files (StrictUndefined everywhere: a missing variable is an error, never "")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+if TYPE_CHECKING:
+    from umhctl.blueprint.model import Device, ExtraFile, SiteBlueprint
+
+
+class TemplateProblem(Exception):
+    """A template that cannot render: syntax error, undefined variable, unsafe access."""
+
+
+def device_context(bp: SiteBlueprint, device: Device) -> dict[str, Any]:
+    """What a site template may use: plain data, never the models themselves."""
+    return {
+        "site": {
+            "name": bp.metadata.name,
+            "enterprise": bp.location.enterprise,
+            "site": bp.location.site,
+            "timezone": bp.os.timezone,
+        },
+        "device": {
+            "name": device.name,
+            "hostname": device.host_name,
+            "role": device.role,
+            "address": str(device.address),
+            "hub": device.hub,
+            "location": device.location,
+        },
+    }
+
+
+def render_extra_file(bp: SiteBlueprint, device: Device, extra: ExtraFile, template: Path) -> str:
+    # Sandboxed: a blueprint template only fills in values, it has no business reaching into Python.
+    env = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(template.parent)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    try:
+        return env.get_template(template.name).render(**device_context(bp, device), vars=dict(extra.vars))
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateProblem(f"line {exc.lineno}: {exc.message}") from None
+    except jinja2.UndefinedError as exc:
+        raise TemplateProblem(f"undefined variable: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateProblem(str(exc)) from None

@@ -1,0 +1,52 @@
+"""Views: how command results reach the terminal (rich text) or a program (JSON on stdout alone)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from umhctl.diagnostics import Diagnostic
+
+FORMAT_VERSION = "1"
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    plain = not stream.isatty() or "NO_COLOR" in os.environ
+    return Console(file=stream, highlight=False, soft_wrap=True, no_color=plain, emoji=False)
+
+
+def print_json(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps({"format_version": FORMAT_VERSION, **document}, indent=2, sort_keys=False) + "\n")
+
+
+def show_diagnostics(diagnostics: list[Diagnostic], *, stderr: bool = False) -> None:
+    from rich.markup import escape
+
+    console = _console(stderr)
+    for d in diagnostics:
+        colour = "red" if d.severity == "error" else "yellow"
+        console.print(
+            f"[bold]{escape(d.file)}:{d.line}:{d.column}:[/bold] [{colour}]{d.severity}:[/{colour}] {escape(d.message)}"
+        )
+        if d.hint:
+            console.print(f"  [cyan]hint:[/cyan] {escape(d.hint)}")
+
+
+def show_error(message: str, hint: str | None = None) -> None:
+    from rich.markup import escape
+
+    console = _console(stderr=True)
+    console.print(f"[red]error:[/red] {escape(message)}")
+    if hint:
+        console.print(f"  [cyan]hint:[/cyan] {escape(hint)}")
+
+
+def show_line(text: str) -> None:
+    from rich.markup import escape
+
+    _console().print(escape(text))
