@@ -12,6 +12,33 @@ if TYPE_CHECKING:
     from umhctl.blueprint.model import Device, ExtraFile, SiteBlueprint
 
 
+def templates_dir() -> Path:
+    """umhctl's own templates: inside the installed package, or at the top of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("umhctl's templates directory is missing: the installation is incomplete")
+
+
+_package_env: jinja2.Environment | None = None
+
+
+def render_template(name: str, **context: Any) -> str:
+    """Render one of umhctl's own templates (systemd-networkd units, update.conf, ...)."""
+    global _package_env
+    if _package_env is None:
+        _package_env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(templates_dir())),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            autoescape=False,
+        )
+    return _package_env.get_template(name).render(**context)
+
+
 class TemplateProblem(Exception):
     """A template that cannot render: syntax error, undefined variable, unsafe access."""
 

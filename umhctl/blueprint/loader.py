@@ -175,7 +175,7 @@ def _shape_diagnostics(exc: ValidationError, source: SourceMap) -> list[Diagnost
 
 def _one(err: Any, loc: tuple[str | int, ...], source: SourceMap, *, at_key: bool) -> Diagnostic:
     def report(message: str, hint: str | None = None, key: bool = at_key) -> Diagnostic:
-        return report(message, hint=hint, key=key)
+        return source.diagnostic(loc, message, hint=hint, key=key)
 
     kind: str = err["type"]
     ctx = err.get("ctx") or {}

@@ -65,7 +65,7 @@ class Format:
         if len(value) > self.max_length or not re.fullmatch(self.pattern, value):
             raise PydanticCustomError(
                 "umhctl_format",
-                "{value!r} is not {problem} (example: {example})",
+                "'{value}' is not {problem} (example: {example})",
                 {"value": value, "problem": self.problem, "example": self.example},
             )
         return value
@@ -135,6 +135,10 @@ TagName = Annotated[
     str, Format(r"[A-Za-z0-9_]+", "a valid tag name: letters, digits and '_'", "temperature", max_length=63)
 ]
 ModelName = Annotated[str, Format(r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a model name", "AL1350", max_length=32)]
+UnitName = Annotated[
+    str,
+    Format(r"[A-Za-z0-9:_.@-]+\.(service|socket|timer|path|target|mount)", "a systemd unit name", "chronyd.service"),
+]
 Timezone = Annotated[
     str, Format(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*", "a time zone name", "Europe/Berlin", max_length=64)
 ]
@@ -159,13 +163,13 @@ class Pinned:
         if value.lower() in _FLOATING_WORDS or _RANGE.search(value):
             raise PydanticCustomError(
                 "umhctl_floating_version",
-                "floating {what} {value!r}: every version must be pinned exactly (example: {example})",
+                "floating {what} '{value}': every version must be pinned exactly (example: {example})",
                 {"what": self.what, "value": value, "example": self.example},
             )
         if not re.fullmatch(self.pattern, value):
             raise PydanticCustomError(
                 "umhctl_format",
-                "{value!r} is not a valid {what} (example: {example})",
+                "'{value}' is not a valid {what} (example: {example})",
                 {"what": self.what, "value": value, "example": self.example},
             )
         return value
@@ -188,7 +192,7 @@ ImageTag = Annotated[str, Pinned(r"v?\d+\.\d+\.\d+(-[A-Za-z0-9.]+)?", "0.11.3", 
 def _strict_bool(value: Any) -> Any:
     # pydantic would take "yes"/"on"/1 as true; in a blueprint that is almost always a typo, so only real booleans.
     if not isinstance(value, bool):
-        raise PydanticCustomError("umhctl_bool", "expected true or false, got {value!r}", {"value": value})
+        raise PydanticCustomError("umhctl_bool", "expected true or false, got '{value}'", {"value": value})
     return value
 
 
@@ -243,7 +247,9 @@ class Model(BaseModel):
         extra="forbid",
         frozen=True,
         alias_generator=to_camel,
-        populate_by_name=True,
+        # Only the camelCase spelling is accepted: one way to write a field keeps blueprints uniform.
+        validate_by_name=False,
+        validate_by_alias=True,
         str_strip_whitespace=False,
     )
 
@@ -282,7 +288,7 @@ class Flatcar(Model):
 
 class Versions(Model):
     flatcar: Flatcar
-    k3s: K3sVersion
+    k3s: K3sVersion = Field(alias="k3s")
     umh_chart: ChartVersion = DEFAULT_UMH_CHART
     benthos_umh: ImageTag = Field(description="Tag of ghcr.io/united-manufacturing-hub/benthos-umh.")
     grafana: ImageTag | None = Field(default=None, description="Override of the chart's Grafana image tag.")
@@ -421,6 +427,9 @@ class Sensor(Model):
     work_cell: LocationPath = Field(description="ISA-95 path area/line/workcell.")
     tag: TagName | None = Field(default=None, description="UNS tag name; defaults to the sensor name.")
     unit: str | None = None
+    iodd_url: Annotated[str, Format(r"https?://\S+", "an http(s) URL", "https://example.com/iodd.xml")] | None = Field(
+        default=None, description="Fallback IODD XML URL when the IODD API does not know the device."
+    )
 
 
 Datasource = Literal["timescaledb", "mqtt"]
@@ -442,6 +451,7 @@ class ExtraFile(Model):
     template: RelativePath = Field(description="Jinja2 template, relative to the blueprint.")
     mode: FileMode = "0644"
     devices: list[DnsLabel] | None = Field(default=None, description="Default: every device.")
+    restart: list[UnitName] = Field(default=[], description="systemd units to restart when this file changes.")
     vars: dict[str, Scalar | list[Scalar] | dict[str, Scalar]] = {}
 
 

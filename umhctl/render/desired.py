@@ -1,0 +1,110 @@
+"""A device's desired state as plain data: files, links and systemd units, and what restarts when they change.
+
+Rendering builds one DesiredState per device. Ignition delivers it on first boot; SSH apply converges to it on
+day 2. It is a pure function of the blueprint and the secret store: no timestamps, no randomness, sorted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class File:
+    path: str  # absolute path on the device
+    content: bytes
+    mode: int = 0o644
+    owner: str = "root"
+    group: str = "root"
+    secret: bool = False  # holds a secret value: mode 0600, shown as (sensitive), redacted on request
+    restarts: tuple[str, ...] = ()  # units to restart when this file changes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+@dataclass(frozen=True)
+class Link:
+    path: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A systemd unit umhctl enables, masks or extends with drop-ins (the unit file itself may ship with the OS)."""
+
+    name: str
+    enabled: bool | None = None  # None: leave as is
+    mask: bool = False
+    contents: str | None = None
+    dropins: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file only first boot fetches from the internet (the k3s system extension image); not part of SSH apply."""
+
+    path: str
+    source: str
+    mode: int = 0o644
+
+
+@dataclass
+class DesiredState:
+    device: str
+    files: list[File] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
+    units: list[Unit] = field(default_factory=list)
+    remote_files: list[RemoteFile] = field(default_factory=list)
+
+    def add(self, *files: File) -> None:
+        self.files.extend(files)
+
+    def sorted(self) -> DesiredState:
+        paths = [f.path for f in self.files] + [link.path for link in self.links]
+        duplicates = {p for p in paths if paths.count(p) > 1}
+        if duplicates:
+            # Two renderers claiming one path is a bug in umhctl or a blueprint 'files' entry colliding with ours.
+            raise ValueError(f"{self.device}: more than one definition for {', '.join(sorted(duplicates))}")
+        return DesiredState(
+            self.device,
+            sorted(self.files, key=lambda f: f.path),
+            sorted(self.links, key=lambda link: link.path),
+            sorted(self.units, key=lambda u: u.name),
+            sorted(self.remote_files, key=lambda r: r.path),
+        )
+
+    def file(self, path: str) -> File:
+        return next(f for f in self.files if f.path == path)
+
+    def to_data(self) -> dict[str, Any]:
+        """The plan input: everything but secret contents (hashes only)."""
+        return {
+            "device": self.device,
+            "files": [
+                {
+                    "path": f.path,
+                    "mode": f"{f.mode:04o}",
+                    "owner": f.owner,
+                    "group": f.group,
+                    "sha256": f.sha256,
+                    "size": len(f.content),
+                    "secret": f.secret,
+                    "restarts": list(f.restarts),
+                }
+                for f in self.files
+            ],
+            "links": [{"path": link.path, "target": link.target} for link in self.links],
+            "units": [
+                {
+                    "name": u.name,
+                    "enabled": u.enabled,
+                    "mask": u.mask,
+                    "dropins": [name for name, _ in u.dropins],
+                }
+                for u in self.units
+            ],
+        }

@@ -1,0 +1,142 @@
+"""Secret values: resolved from the environment, from files outside git, or generated once into a local store.
+
+The store lives outside the blueprint repository (default `$XDG_DATA_HOME/umhctl/secrets/<site>/`, override with
+`UMHCTL_SECRETS_DIR`). A generated value is created on first use and reused afterwards, so renders are repeatable
+and a rebuilt device gets the same host key and tokens. Besides the blueprint's named secrets, every device has
+an SSH host key and a k3s token generated here.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets as pysecrets
+import string
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from umhctl.blueprint.model import GenerateSpec, SiteBlueprint
+from umhctl.errors import UmhctlError
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def default_store_dir(site: str) -> Path:
+    override = os.environ.get("UMHCTL_SECRETS_DIR")
+    if override:
+        return Path(override) / site
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "umhctl" / "secrets" / site
+
+
+@dataclass(frozen=True)
+class HostKey:
+    private: str  # OpenSSH private key file content
+    public: str  # "ssh-ed25519 AAAA… comment"
+
+
+@dataclass
+class SecretStore:
+    """Resolves the secrets a render needs; remembers every value it handed out (for redaction checks)."""
+
+    directory: Path
+    blueprint: SiteBlueprint
+    base_dir: Path
+    handed_out: set[str] = field(default_factory=set)
+
+    @classmethod
+    def for_blueprint(cls, blueprint: SiteBlueprint, base_dir: Path, directory: Path | None = None) -> SecretStore:
+        return cls(directory or default_store_dir(blueprint.metadata.name), blueprint, base_dir)
+
+    def value(self, name: str) -> str:
+        """The value of the blueprint secret `name`."""
+        ref = self.blueprint.secrets.get(name)
+        if ref is None:
+            raise UmhctlError(f"secret '{name}' is not defined in the blueprint")
+        if ref.env is not None:
+            if ref.env not in os.environ:
+                raise UmhctlError(
+                    f"secret '{name}' comes from environment variable {ref.env}, which is not set",
+                    hint=f"export {ref.env}=... before running umhctl",
+                )
+            result = os.environ[ref.env]
+        elif ref.file is not None:
+            path = (self.base_dir / ref.file).resolve()
+            try:
+                result = path.read_text(encoding="utf-8").rstrip("\n")
+            except OSError as exc:
+                raise UmhctlError(f"secret '{name}': cannot read {path}: {exc.strerror}") from None
+        else:
+            assert ref.generate is not None
+            result = self._generated(f"secret.{name}", ref.generate)
+        self.handed_out.add(result)
+        return result
+
+    def k3s_token(self, device: str) -> str:
+        token = self._generated(f"k3s-token.{device}", GenerateSpec(type="token", length=48))
+        self.handed_out.add(token)
+        return token
+
+    def host_key(self, device: str) -> HostKey:
+        """The device's SSH host key, generated once: the device presents it from its first boot on."""
+        private = self.directory / f"ssh-host-key.{device}"
+        with self._locked():
+            if not private.exists():
+                self._keygen(private, device)
+        key = HostKey(private.read_text(), (private.with_suffix(private.suffix + ".pub")).read_text().strip())
+        self.handed_out.add(key.private)
+        return key
+
+    def _generated(self, filename: str, spec: GenerateSpec) -> str:
+        path = self.directory / filename
+        with self._locked():
+            if not path.exists():
+                if spec.type == "token":
+                    value = pysecrets.token_hex(spec.length // 2)
+                else:
+                    value = "".join(pysecrets.choice(_ALPHABET) for _ in range(spec.length))
+                _write_private(path, value + "\n")
+        return path.read_text().rstrip("\n")
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        # Parallel renders of one site must not generate two different values for the same secret.
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self.directory / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _keygen(self, private: Path, device: str) -> None:
+        with tempfile.TemporaryDirectory(dir=self.directory) as tmp:
+            out = Path(tmp) / "key"
+            try:
+                subprocess.run(
+                    ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{device}@{self.blueprint.metadata.name}",
+                     "-f", str(out)],
+                    check=True, capture_output=True, timeout=30,
+                )
+            except FileNotFoundError:
+                raise UmhctlError(
+                    "ssh-keygen is missing: it generates device host keys", hint="apt-get install openssh-client"
+                ) from None
+            except subprocess.CalledProcessError as exc:
+                raise UmhctlError(f"ssh-keygen failed: {exc.stderr.decode(errors='replace').strip()}") from None
+            os.replace(out.with_suffix(".pub"), private.with_suffix(private.suffix + ".pub"))
+            os.replace(out, private)
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
