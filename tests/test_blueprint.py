@@ -57,7 +57,9 @@ def test_load_raises_with_all_diagnostics(tmp_path: Path, demo_text: str) -> Non
 
 
 def test_unknown_field_points_at_key_with_hint(demo_text: str) -> None:
-    bad = demo_text.replace("    installDisk: /dev/sda\n    location: assembly\n", "    instalDisk: /dev/sda\n    location: assembly\n")
+    bad = demo_text.replace(
+        "    installDisk: /dev/sda\n    location: assembly\n", "    instalDisk: /dev/sda\n    location: assembly\n"
+    )
     _, _, diags = validate_text(bad, "bp.yaml", base_dir=BLUEPRINTS)
     (d,) = [d for d in diags if "instalDisk" in d.message]
     assert (d.line, d.column) == (_line_of(bad, "instalDisk"), 5)
@@ -65,7 +67,9 @@ def test_unknown_field_points_at_key_with_hint(demo_text: str) -> None:
 
 
 def test_every_shape_problem_is_reported_at_once(demo_text: str) -> None:
-    bad = demo_text.replace("sshPort", "x").replace("port: 1,", "port: one,").replace("k3s: v1.32.2+k3s1", "k3s: latest")
+    bad = (
+        demo_text.replace("sshPort", "x").replace("port: 1,", "port: one,").replace("k3s: v1.32.2+k3s1", "k3s: latest")
+    )
     errors = _validate(bad)
     assert len(errors) >= 3
     assert any("floating k3s version 'latest'" in m for *_, m in errors)
@@ -112,7 +116,9 @@ def test_cross_checks_report_all_problems(demo_text: str) -> None:
     bad = (
         demo_text.replace("master: master-line1, port: 2,", "master: master-line1, port: 9,")
         .replace("master: master-line2, port: 2,", "master: master-line2, port: 1,")
-        .replace("workCell: assembly/line-2/paint, tag: temperature", "workCell: assembly/line-2/pain, tag: temperature")
+        .replace(
+            "workCell: assembly/line-2/paint, tag: temperature", "workCell: assembly/line-2/pain, tag: temperature"
+        )
     )
     errors = _validate(bad)
     messages = " | ".join(m for *_, m in errors)
@@ -142,7 +148,9 @@ def _repo_with_secret_file(tmp_path: Path, demo_text: str, *, track: bool, ignor
         (repo / ".gitignore").write_text("*.secret\n")
     if track:
         _git(repo, "add", "-f", "admin.secret")
-    text = demo_text.replace("  grafana-admin:\n    generate: {type: password}", "  grafana-admin:\n    file: admin.secret")
+    text = demo_text.replace(
+        "  grafana-admin:\n    generate: {type: password}", "  grafana-admin:\n    file: admin.secret"
+    )
     (repo / "bp.yaml").write_text(text)
     return repo
 

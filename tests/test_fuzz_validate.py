@@ -27,7 +27,11 @@ scalars = st.one_of(
     st.text(max_size=30),
     st.sampled_from(["latest", "192.0.2.300", "hub-01", "edge-01", "../../x.json", "-----BEGIN", "0644", "", "{"]),
 )
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -85,7 +89,15 @@ def text_edits(draw: st.DrawFn) -> str:
         pos = draw(st.integers(0, len(text)))
         op = draw(st.sampled_from(["insert", "delete", "truncate"]))
         if op == "insert":
-            text = text[:pos] + draw(st.sampled_from(["\t", ":", "- ", "&a ", "*a", "{", "]", "'", "\n  ", "!!x ", "<<: 1\n", "\x00", "é"])) + text[pos:]
+            text = (
+                text[:pos]
+                + draw(
+                    st.sampled_from(
+                        ["\t", ":", "- ", "&a ", "*a", "{", "]", "'", "\n  ", "!!x ", "<<: 1\n", "\x00", "é"]
+                    )
+                )
+                + text[pos:]
+            )
         elif op == "delete":
             text = text[:pos] + text[pos + draw(st.integers(1, 40)) :]
         else:

@@ -68,7 +68,10 @@ def test_real_process_no_colour_when_piped(tmp_path: Path) -> None:
     path.write_text("apiVersion: umhctl/v2\nkind: SiteBlueprint\n")
     proc = subprocess.run(
         [sys.executable, "-m", "umhctl", "validate", "-f", str(path)],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 1
     assert f"{path}:1:13: error: unknown apiVersion 'umhctl/v2'" in proc.stdout

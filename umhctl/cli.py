@@ -144,5 +144,50 @@ def schema() -> None:
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
+DeviceOpt = Annotated[
+    list[str] | None, typer.Option("--device", help="Limit to this device (repeatable).", show_default=False)
+]
+
+
+@app.command()
+@boundary
+def render(
+    file: BlueprintOpt,
+    out: Annotated[Path, typer.Option("--out", help="Directory to write DIR/<device>/... into.")],
+    device: DeviceOpt = None,
+    redact: Annotated[
+        bool, typer.Option("--redact", help="Write placeholders instead of secret values (to review renders).")
+    ] = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Write each device's Ignition config, Butane twin and desired file tree. No network."""
+    from umhctl import views
+    from umhctl.blueprint.loader import load_blueprint
+    from umhctl.render import render_site
+    from umhctl.render.output import write_render
+    from umhctl.secrets import SecretStore
+
+    loaded = load_blueprint(file)
+    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
+    renders = render_site(loaded, secrets, devices=device, redact=redact)
+    written = [(r, write_render(r, out)) for r in renders]
+    if output is Output.json:
+        views.print_json(
+            {
+                "command": "render",
+                "out": str(out),
+                "redacted": redact,
+                "devices": [
+                    {"device": r.device, "path": str(path), "files": len(r.state.files), "links": len(r.state.links)}
+                    for r, path in written
+                ],
+            }
+        )
+    else:
+        for r, path in written:
+            views.show_line(f"{r.device}: {len(r.state.files)} files, {len(r.state.links)} links -> {path}")
+        views.show_line(f"rendered {_count(len(written), 'device')}{' (secrets redacted)' if redact else ''}")
+
+
 def main() -> None:
     app()

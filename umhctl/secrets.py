@@ -115,9 +115,21 @@ class SecretStore:
             out = Path(tmp) / "key"
             try:
                 subprocess.run(
-                    ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{device}@{self.blueprint.metadata.name}",
-                     "-f", str(out)],
-                    check=True, capture_output=True, timeout=30,
+                    [
+                        "ssh-keygen",
+                        "-q",
+                        "-t",
+                        "ed25519",
+                        "-N",
+                        "",
+                        "-C",
+                        f"{device}@{self.blueprint.metadata.name}",
+                        "-f",
+                        str(out),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    timeout=30,
                 )
             except FileNotFoundError:
                 raise UmhctlError(

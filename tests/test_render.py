@@ -1,0 +1,153 @@
+"""Rendering: real validators (ignition-validate, the real Ignition binary), determinism, secret handling."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from umhctl.blueprint.loader import LoadedBlueprint, load_blueprint
+from umhctl.cli import app
+from umhctl.render import DeviceRender, render_site
+from umhctl.render.ignition import ignition_json
+from umhctl.render.output import write_render
+from umhctl.secrets import SecretStore
+from umhctl.sim.provision import make_base_root, run_ignition
+
+from .conftest import BLUEPRINTS, EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("secrets")
+
+
+def _render(path: Path, secrets_dir: Path, **kw: object) -> tuple[LoadedBlueprint, SecretStore, list[DeviceRender]]:
+    loaded = load_blueprint(path)
+    store = SecretStore.for_blueprint(loaded.blueprint, path.parent, secrets_dir / loaded.blueprint.metadata.name)
+    return loaded, store, render_site(loaded, store, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def rendered(secrets_dir: Path) -> dict[str, tuple[SecretStore, list[DeviceRender]]]:
+    out = {}
+    for path in EXAMPLES:
+        _, store, renders = _render(path, secrets_dir)
+        out[path.name] = (store, renders)
+    return out
+
+
+@pytest.mark.parametrize("example", [p.name for p in EXAMPLES])
+def test_every_ignition_passes_ignition_validate(rendered, example: str, tmp_path: Path) -> None:
+    _, renders = rendered[example]
+    assert len(renders) == len(load_blueprint(BLUEPRINTS / example).blueprint.devices)
+    for r in renders:
+        path = tmp_path / f"{r.device}.ign"
+        path.write_text(ignition_json(r.ignition))
+        proc = subprocess.run(["ignition-validate", str(path)], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{r.device}: {proc.stdout}{proc.stderr}"
+        assert proc.stdout.strip() == "" and proc.stderr.strip() == "", "no warnings either"
+
+
+@pytest.mark.parametrize("example", [p.name for p in EXAMPLES])
+def test_real_ignition_stages_exactly_the_desired_state(rendered, example: str, device_roots: Path) -> None:
+    _, renders = rendered[example]
+    bp = load_blueprint(BLUEPRINTS / example).blueprint
+    for r in renders:
+        root = device_roots / r.device
+        make_base_root(root)
+        run_ignition(r.ignition, root)
+        for f in r.state.files:
+            on_disk = root / f.path.lstrip("/")
+            assert on_disk.read_bytes() == f.content, f"{r.device}:{f.path}"
+            assert on_disk.stat().st_mode & 0o7777 == f.mode, f"{r.device}:{f.path}"
+            assert (on_disk.stat().st_uid, on_disk.stat().st_gid) == (0, 0)
+        for link in r.state.links:
+            assert os.readlink(root / link.path.lstrip("/")) == link.target
+        keys = (root / "home/core/.ssh/authorized_keys.d/ignition").read_text()
+        assert all(k in keys for k in bp.access.authorized_keys)
+        assert (root / "etc/hostname").read_text() == f"{bp.device(r.device).host_name}\n"
+
+
+def test_render_is_deterministic(secrets_dir: Path) -> None:
+    first = _render(BLUEPRINTS / "retrofit-site.yaml", secrets_dir)[2]
+    second = _render(BLUEPRINTS / "retrofit-site.yaml", secrets_dir)[2]
+    for a, b in zip(first, second, strict=True):
+        assert ignition_json(a.ignition) == ignition_json(b.ignition)
+        assert a.butane == b.butane
+        assert a.state == b.state
+
+
+def test_generated_secrets_are_kept_and_per_device(rendered) -> None:
+    _, renders = rendered["demo-site.yaml"]
+    keys = {r.device: r.state.file("/etc/ssh/ssh_host_ed25519_key.pub").content for r in renders}
+    assert len(set(keys.values())) == len(keys)
+    tokens = {r.state.file("/etc/rancher/k3s/token").content for r in renders}
+    assert len(tokens) == len(renders)
+
+
+def _secret_values(store: SecretStore) -> set[str]:
+    values = set(store.handed_out)
+    # Also each line of multi-line secrets (a private key), so a partial leak is caught too.
+    values |= {
+        line for v in store.handed_out for line in v.splitlines() if len(line) > 20 and "PRIVATE KEY" not in line
+    }
+    return values
+
+
+def test_secrets_only_in_0600_files_and_never_when_redacted(secrets_dir: Path, tmp_path: Path) -> None:
+    _, store, renders = _render(BLUEPRINTS / "demo-site.yaml", secrets_dir)
+    for r in renders:
+        write_render(r, tmp_path / "plain")
+    secrets = _secret_values(store)
+    assert secrets
+    carriers = 0
+    for path in (tmp_path / "plain").rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            text = path.read_bytes().decode(errors="replace")
+            if any(s in text for s in secrets):
+                carriers += 1
+                assert path.stat().st_mode & 0o777 == 0o600, path
+    assert carriers > 0
+    _, _, redacted = _render(BLUEPRINTS / "demo-site.yaml", secrets_dir, redact=True)
+    for r in redacted:
+        write_render(r, tmp_path / "redacted")
+    for path in (tmp_path / "redacted").rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            text = path.read_bytes().decode(errors="replace")
+            assert not any(s in text for s in secrets), path
+
+
+def test_render_cli_layout(tmp_path: Path, secrets_dir: Path) -> None:
+    env = {"UMHCTL_SECRETS_DIR": str(secrets_dir)}
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["render", "-f", str(BLUEPRINTS / "demo-site.yaml"), "--device", "edge-01", "--out", str(out)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["edge-01"]
+    device = out / "edge-01"
+    assert json.loads((device / "ignition.json").read_text())["ignition"]["version"] == "3.3.0"
+    assert (device / "butane.yaml").read_text().startswith("variant: flatcar\nversion: 1.0.0\n")
+    assert (device / "rootfs/etc/hostname").read_text() == "edge-01\n"
+    plan_input = json.loads((device / "plan-input.json").read_text())
+    assert {f["path"] for f in plan_input["files"]} >= {"/etc/hostname", "/etc/rancher/k3s/config.yaml"}
+    # Rendering again replaces the device directory instead of failing or mixing old files in.
+    again = CliRunner().invoke(
+        app, ["render", "-f", str(BLUEPRINTS / "demo-site.yaml"), "--device", "edge-01", "--out", str(out)], env=env
+    )
+    assert again.exit_code == 0, again.output
+
+
+def test_render_unknown_device_is_a_clean_error(tmp_path: Path, secrets_dir: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["render", "-f", str(BLUEPRINTS / "demo-site.yaml"), "--device", "edge-9", "--out", str(tmp_path)],
+        env={"UMHCTL_SECRETS_DIR": str(secrets_dir)},
+    )
+    assert result.exit_code == 1
+    assert "no device 'edge-9'" in result.output

@@ -1,0 +1,79 @@
+"""Rendering: blueprint → each device's desired state → Ignition, Butane and a root file tree. No network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from umhctl.blueprint.checks import RepoFiles
+from umhctl.blueprint.loader import LoadedBlueprint
+from umhctl.blueprint.model import Device, SiteBlueprint
+from umhctl.errors import UmhctlError
+from umhctl.render.desired import DesiredState, File
+from umhctl.render.ignition import butane_yaml, ignition_config
+from umhctl.render.system import render_system
+from umhctl.secrets import SecretStore
+from umhctl.templating import TemplateProblem, render_extra_file
+
+
+@dataclass(frozen=True)
+class DeviceRender:
+    device: str
+    state: DesiredState
+    ignition: dict[str, Any]
+    butane: str
+    redacted: bool = False
+
+    @property
+    def carries_secrets(self) -> bool:
+        return not self.redacted and any(f.secret for f in self.state.files)
+
+
+def render_device(
+    loaded: LoadedBlueprint, device: Device, secrets: SecretStore, *, redact: bool = False
+) -> DeviceRender:
+    bp = loaded.blueprint
+    state = DesiredState(device.name)
+    render_system(bp, device, secrets, state)
+    _render_extra_files(bp, device, loaded.path.parent, state)
+    state = state.sorted()
+    if redact:
+        state = redacted(state)
+    return DeviceRender(device.name, state, ignition_config(bp, state), butane_yaml(bp, state), redact)
+
+
+def render_site(
+    loaded: LoadedBlueprint, secrets: SecretStore, *, devices: list[str] | None = None, redact: bool = False
+) -> list[DeviceRender]:
+    bp = loaded.blueprint
+    names = [d.name for d in bp.devices]
+    for name in devices or []:
+        if name not in names:
+            raise UmhctlError(f"no device '{name}' in the blueprint", hint="devices: " + ", ".join(names))
+    chosen = [d for d in bp.devices if not devices or d.name in devices]
+    return [render_device(loaded, d, secrets, redact=redact) for d in chosen]
+
+
+def redacted(state: DesiredState) -> DesiredState:
+    """The state with every secret file's content replaced by a placeholder (for reviewing renders in a PR)."""
+    files = [
+        replace(f, content=f"(redacted by umhctl: {f.path} holds a secret)\n".encode()) if f.secret else f
+        for f in state.files
+    ]
+    return replace(state, files=files)
+
+
+def _render_extra_files(bp: SiteBlueprint, device: Device, base_dir: Path, state: DesiredState) -> None:
+    repo = RepoFiles(base_dir)
+    for extra in bp.files:
+        if extra.devices is not None and device.name not in extra.devices:
+            continue
+        template = repo.resolve(extra.template)
+        if template is None:  # validate refuses this; kept so render never reads outside the repository
+            raise UmhctlError(f"template '{extra.template}' is outside the blueprint's repository")
+        try:
+            text = render_extra_file(bp, device, extra, template)
+        except TemplateProblem as problem:
+            raise UmhctlError(f"{extra.template}: {problem} (rendering for '{device.name}')") from None
+        state.add(File(extra.path, text.encode(), mode=int(extra.mode, 8), restarts=tuple(extra.restart)))

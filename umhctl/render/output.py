@@ -1,0 +1,49 @@
+"""Write renders to disk: DIR/<device>/{ignition.json, butane.yaml, plan-input.json, rootfs/<abs path>}."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from umhctl.errors import UmhctlError
+from umhctl.render import DeviceRender
+from umhctl.render.ignition import ignition_json
+
+MARKER = "plan-input.json"
+
+
+def write_render(render: DeviceRender, out: Path) -> Path:
+    """Replace DIR/<device> with this render. Files that carry secrets get mode 0600."""
+    target = out / render.device
+    if target.exists():
+        if not (target / MARKER).exists():
+            raise UmhctlError(
+                f"{target} exists and was not written by umhctl render; refusing to replace it",
+                hint="choose an empty --out directory",
+            )
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    # Ignition and Butane carry every file inline, secrets included.
+    mode = 0o600 if render.carries_secrets else 0o644
+    _write(target / "ignition.json", ignition_json(render.ignition).encode(), mode)
+    _write(target / "butane.yaml", render.butane.encode(), mode)
+    rootfs = target / "rootfs"
+    for f in render.state.files:
+        _write(rootfs / f.path.lstrip("/"), f.content, 0o600 if f.secret else f.mode)
+    for link in render.state.links:
+        path = rootfs / link.path.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(link.target, path)
+    data = render.state.to_data()
+    _write(target / MARKER, (json.dumps(data, indent=2) + "\n").encode(), 0o644)
+    return target
+
+
+def _write(path: Path, content: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+    os.chmod(path, mode)  # the umask must not loosen or tighten what the device will have
