@@ -57,3 +57,8 @@ def test_merge_keys_are_supported() -> None:
 def test_empty_and_multi_document_files() -> None:
     assert parse_yaml("", "f.yaml").diagnostics[0].message == "the file is empty"
     assert "more than one document" in parse_yaml("a: 1\n---\nb: 2\n", "f.yaml").diagnostics[0].message
+
+
+def test_unpaired_surrogates_are_reported_not_crashed_on() -> None:
+    doc = parse_yaml('"\\ud800": 1\nb: "x\\udc00"\n', "f.yaml")
+    assert [(d.line, d.column) for d in doc.diagnostics] == [(1, 1), (2, 4)]

@@ -79,3 +79,7 @@ def render_extra_file(bp: SiteBlueprint, device: Device, extra: ExtraFile, templ
         raise TemplateProblem(f"undefined variable: {exc.message}") from None
     except jinja2.TemplateError as exc:
         raise TemplateProblem(str(exc)) from None
+    except UnicodeDecodeError:
+        raise TemplateProblem("the template is not UTF-8 text") from None
+    except Exception as exc:  # a template is user code: any error it raises is the template's, not ours
+        raise TemplateProblem(f"{type(exc).__name__}: {exc}") from None

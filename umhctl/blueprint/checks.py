@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from umhctl.blueprint.model import IOLINK_MASTER_PORTS, Device, SiteBlueprint
 from umhctl.blueprint.yamlsource import SourceMap
@@ -20,6 +20,7 @@ from umhctl.diagnostics import Diagnostic
 Loc = tuple[str | int, ...]
 
 DATASOURCES = ("timescaledb", "mqtt")
+T = TypeVar("T")
 
 
 class _Report:
@@ -51,6 +52,14 @@ class _Report:
         hint = did_you_mean(name, names) or (f"known {what}s: {', '.join(names)}" if names else f"no {what} is defined")
         self.error(path, f"unknown {what} '{name}'", hint)
         return False
+
+
+def _first(pairs: Iterable[tuple[str, T]]) -> dict[str, T]:
+    """Name → item where the first definition wins, as with bp.device(): duplicates are reported elsewhere."""
+    result: dict[str, T] = {}
+    for name, item in pairs:
+        result.setdefault(name, item)
+    return result
 
 
 class RepoFiles:
@@ -161,9 +170,15 @@ def _all_static(device: Device) -> bool:
 def _check_devices(bp: SiteBlueprint, report: _Report) -> None:
     devices = bp.devices
     report.unique("device name", ((d.name, ("devices", i, "name")) for i, d in enumerate(devices)))
+    # A device without a hostname is named by its name; a duplicate name is already reported once.
+    names = [d.name for d in devices]
     report.unique(
         "hostname",
-        ((d.host_name, ("devices", i, "hostname" if d.hostname else "name")) for i, d in enumerate(devices)),
+        (
+            (d.host_name, ("devices", i, "hostname" if d.hostname else "name"))
+            for i, d in enumerate(devices)
+            if d.hostname or names.index(d.name) == i
+        ),
     )
     report.unique("device address", ((str(d.address), ("devices", i, "address")) for i, d in enumerate(devices)))
     report.unique(
@@ -176,7 +191,7 @@ def _check_devices(bp: SiteBlueprint, report: _Report) -> None:
         ),
     )
     containers, _ = _location_paths(bp)
-    hubs = {d.name: d for d in devices if d.role == "hub"}
+    hubs = _first((d.name, d) for d in devices if d.role == "hub")
     for i, device in enumerate(devices):
         at: Loc = ("devices", i)
         _check_interfaces(device, at, report)
@@ -255,7 +270,7 @@ def _check_interfaces(device: Device, at: Loc, report: _Report) -> None:
 
 
 def _check_hub_service(bp: SiteBlueprint, report: _Report, section: str, what: str, devices: list[str]) -> None:
-    roles = {d.name: d.role for d in bp.devices}
+    roles = _first((d.name, d.role) for d in bp.devices)
     seen: dict[str, int] = {}
     for i, name in enumerate(devices):
         path: Loc = (section, i, "device")
@@ -284,7 +299,7 @@ def _check_services(bp: SiteBlueprint, report: _Report) -> None:
 
 def _check_masters_and_sensors(bp: SiteBlueprint, report: _Report) -> None:
     masters = bp.io_link_masters
-    devices = {d.name: d for d in bp.devices}
+    devices = _first((d.name, d) for d in bp.devices)
     report.unique("IO-Link master name", ((m.name, ("ioLinkMasters", i, "name")) for i, m in enumerate(masters)))
     taken = {str(d.address): f"device '{d.name}'" for d in bp.devices}
     for d in bp.devices:
@@ -313,7 +328,8 @@ def _check_masters_and_sensors(bp: SiteBlueprint, report: _Report) -> None:
                     "the device polls the master directly: give it an interface on the master's network",
                 )
 
-    by_name = {m.name: m for m in masters}
+    _check_forwarding(bp, report)
+    by_name = _first((m.name, m) for m in masters)
     _, cells = _location_paths(bp)
     report.unique("sensor name", ((s.name, ("sensors", i, "name")) for i, s in enumerate(bp.sensors)))
     report.unique(
@@ -341,8 +357,35 @@ def _check_masters_and_sensors(bp: SiteBlueprint, report: _Report) -> None:
                 )
 
 
+def _check_forwarding(bp: SiteBlueprint, report: _Report) -> None:
+    """An edge with sensors publishes to its hub's MQTT broker from outside the hub: the listener must allow it."""
+    brokers = _first((b.device, (i, b)) for i, b in enumerate(bp.brokers))
+    edges = _first((d.name, d) for d in bp.devices if d.role == "edge")
+    for i, master in enumerate(bp.io_link_masters):
+        edge = edges.get(master.device)
+        if edge is None or edge.hub is None or edge.hub not in brokers and edge.hub not in [h.name for h in bp.hubs()]:
+            continue
+        index, broker = brokers.get(edge.hub, (None, None))
+        where: Loc = ("brokers", index, "mqtt") if index is not None else ("ioLinkMasters", i, "device")
+        if broker is None or not broker.mqtt.external_listener:
+            report.error(
+                where,
+                f"'{edge.name}' forwards sensor data to hub '{edge.hub}', whose MQTT external listener is off",
+                f"set 'externalListener: true' under the brokers entry of '{edge.hub}'",
+            )
+            return
+        if broker.mqtt.tls_only:
+            report.error(
+                where + ("tlsOnly",),
+                f"'{edge.name}' forwards sensor data to hub '{edge.hub}' over MQTT, but umhctl cannot yet give "
+                "edges the broker's TLS certificate authority, so a TLS-only listener would refuse them",
+                "set 'tlsOnly: false' (plain MQTT on 1883 inside the plant network) until broker CAs are supported",
+            )
+            return
+
+
 def _check_dashboards(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None:
-    roles = {d.name: d.role for d in bp.devices}
+    roles = _first((d.name, d.role) for d in bp.devices)
     databases = {db.device for db in bp.databases}
     hubs = [d.name for d in bp.hubs()]
     report.unique("dashboard name", ((d.name, ("dashboards", i, "name")) for i, d in enumerate(bp.dashboards)))

@@ -42,10 +42,23 @@ def validate_file(path: Path) -> tuple[SiteBlueprint | None, SourceMap | None, l
     except IsADirectoryError:
         raise UmhctlError(f"{display}: is a directory, not a blueprint file") from None
     except UnicodeDecodeError as exc:
-        raise UmhctlError(f"{display}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        return None, None, [_not_utf8(display, path.read_bytes(), exc)]
     except OSError as exc:
         raise UmhctlError(f"{display}: cannot read: {exc.strerror}") from None
     return validate_text(text, display, base_dir=path.resolve().parent)
+
+
+def _not_utf8(display: str, data: bytes, exc: UnicodeDecodeError) -> Diagnostic:
+    before = data[: exc.start]
+    line = before.count(b"\n") + 1
+    column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
+    return Diagnostic(
+        display,
+        line,
+        column,
+        f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x})",
+        hint="save the blueprint as UTF-8",
+    )
 
 
 def validate_text(
@@ -53,7 +66,7 @@ def validate_text(
 ) -> tuple[SiteBlueprint | None, SourceMap | None, list[Diagnostic]]:
     doc = parse_yaml(text, display)
     diagnostics = list(doc.diagnostics)
-    if doc.data is None or has_errors(diagnostics):
+    if has_errors(diagnostics):
         return None, doc.source, sorted(diagnostics, key=sort_key)
     header = _check_header(doc)
     if header:
@@ -90,7 +103,16 @@ def _check_header(doc: Document) -> list[Diagnostic]:
     problems = []
     for key, expected in (("apiVersion", API_VERSION), ("kind", KIND)):
         if key not in data:
-            problems.append(source.diagnostic((), f"missing required field '{key}'", hint=f"add '{key}: {expected}'"))
+            typo = next((k for k in data if isinstance(k, str) and k.lower() == key.lower()), None)
+            typo = typo or next(iter(difflib.get_close_matches(key, [str(k) for k in data], n=1, cutoff=0.75)), None)
+            if typo is not None:
+                problems.append(
+                    source.diagnostic((typo,), f"unknown field '{typo}'", hint=f"did you mean '{key}'?", key=True)
+                )
+            else:
+                problems.append(
+                    source.diagnostic((), f"missing required field '{key}'", hint=f"add '{key}: {expected}'")
+                )
         elif data[key] != expected:
             problems.append(
                 source.diagnostic(
@@ -156,6 +178,16 @@ def _unwrap(tp: Any) -> Any:
             return tp
 
 
+def _field_name(loc: tuple[str | int, ...]) -> str:
+    """How to name the place: 'port', or 'interfaces[0]' for an entry of a list."""
+    name = ""
+    for seg in reversed(loc):
+        name = f"[{seg}]{name}" if isinstance(seg, int) else f"{seg}{name}"
+        if not isinstance(seg, int):
+            break
+    return name
+
+
 def did_you_mean(word: str, candidates: typing.Iterable[str]) -> str | None:
     match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f"did you mean '{match[0]}'?" if match else None
@@ -163,11 +195,20 @@ def did_you_mean(word: str, candidates: typing.Iterable[str]) -> str | None:
 
 def _shape_diagnostics(exc: ValidationError, source: SourceMap) -> list[Diagnostic]:
     out: list[Diagnostic] = []
+    errors = exc.errors(include_url=False)
+    # A misspelt field also leaves its correct spelling missing; the "did you mean" on the typo says it all.
+    typos = set()
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            loc = _clean_loc(tuple(err["loc"]))
+            model = _model_at(loc[:-1])
+            fields = [f.alias or n for n, f in model.model_fields.items()] if model else []
+            typos |= {loc[:-1] + (m,) for m in difflib.get_close_matches(str(loc[-1]), fields, n=1, cutoff=0.6)}
     seen: set[tuple[str | int, ...]] = set()
-    for err in exc.errors(include_url=False):
+    for err in errors:
         loc = _clean_loc(tuple(err["loc"]))
-        if loc in seen:  # a union reports once per member; one message per place is enough
-            continue
+        if loc in seen or (err["type"] == "missing" and loc in typos):
+            continue  # a union reports once per member; one message per place is enough
         seen.add(loc)
         out.append(_one(err, loc, source, at_key=err["loc"][-1:] == ("[key]",)))
     return out
@@ -180,7 +221,7 @@ def _one(err: Any, loc: tuple[str | int, ...], source: SourceMap, *, at_key: boo
     kind: str = err["type"]
     ctx = err.get("ctx") or {}
     value = err.get("input")
-    name = loc[-1] if loc else ""
+    name = _field_name(loc)
     in_secrets = bool(loc) and loc[0] == "secrets"
     if kind == "missing":
         return report(f"missing required field '{name}'")
@@ -204,7 +245,10 @@ def _one(err: Any, loc: tuple[str | int, ...], source: SourceMap, *, at_key: boo
     if kind == "string_type":
         hint = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            hint = f'put quotes around it: "{value}"'
+            written = source.raw.get(loc, str(value))
+            if written.startswith(("0o", "0O")):
+                written = "0" + written[2:]  # file modes are written "0644"
+            hint = f'put quotes around it: "{written}"'
         return report(f"'{name}' must be text, got {shown}", hint=hint)
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return report(f"'{name}' must be a whole number, got {shown}")

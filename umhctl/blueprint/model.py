@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    StrictInt,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -186,6 +187,7 @@ class Pinned:
 FlatcarVersion = Annotated[str, Pinned(r"\d+\.\d+\.\d+", "4081.2.0", "Flatcar version")]
 K3sVersion = Annotated[str, Pinned(r"v\d+\.\d+\.\d+\+k3s\d+", "v1.31.4+k3s1", "k3s version")]
 ChartVersion = Annotated[str, Pinned(r"\d+\.\d+\.\d+", DEFAULT_UMH_CHART, "chart version")]
+PluginVersion = Annotated[str, Pinned(r"\d+\.\d+\.\d+(-[A-Za-z0-9.]+)?", "1.3.5", "plugin version")]
 ImageTag = Annotated[str, Pinned(r"v?\d+\.\d+\.\d+(-[A-Za-z0-9.]+)?", "0.11.3", "image tag")]
 
 
@@ -197,6 +199,34 @@ def _strict_bool(value: Any) -> Any:
 
 
 Bool = Annotated[bool, BeforeValidator(_strict_bool)]
+# Whole numbers without pydantic's lax coercion: `port: true` must not quietly become port 1.
+Int = StrictInt
+
+
+# Number of length-prefixed fields in the key data, by key type (RFC 4253, 5656, 8709; OpenSSH PROTOCOL.u2f).
+_KEY_FIELDS = {
+    "ssh-ed25519": 2,
+    "ssh-rsa": 3,
+    "ecdsa-sha2-nistp256": 3,
+    "ecdsa-sha2-nistp384": 3,
+    "ecdsa-sha2-nistp521": 3,
+    "sk-ssh-ed25519@openssh.com": 3,
+    "sk-ecdsa-sha2-nistp256@openssh.com": 4,
+}
+
+
+def _wire_fields(blob: bytes) -> list[bytes] | None:
+    """Split SSH wire-format key data into its fields; None when it does not parse exactly (truncated, padded)."""
+    fields, at = [], 0
+    while at < len(blob):
+        if at + 4 > len(blob):
+            return None
+        length = int.from_bytes(blob[at : at + 4], "big")
+        if at + 4 + length > len(blob):
+            return None
+        fields.append(blob[at + 4 : at + 4 + length])
+        at += 4 + length
+    return fields
 
 
 def _public_key(value: str) -> str:
@@ -207,20 +237,11 @@ def _public_key(value: str) -> str:
             "this is a private key: never put a private key in a blueprint; use the public key (the .pub file)",
         )
     parts = text.split()
-    allowed = {
-        "ssh-ed25519",
-        "ssh-rsa",
-        "ecdsa-sha2-nistp256",
-        "ecdsa-sha2-nistp384",
-        "ecdsa-sha2-nistp521",
-        "sk-ssh-ed25519@openssh.com",
-        "sk-ecdsa-sha2-nistp256@openssh.com",
-    }
-    if len(parts) < 2 or parts[0] not in allowed:
+    if len(parts) < 2 or parts[0] not in _KEY_FIELDS:
         raise PydanticCustomError(
             "umhctl_public_key",
             "not an SSH public key: expected '<type> <base64> [comment]' with type one of {types}",
-            {"types": ", ".join(sorted(allowed))},
+            {"types": ", ".join(sorted(_KEY_FIELDS))},
         )
     try:
         blob = base64.b64decode(parts[1], validate=True)
@@ -228,12 +249,18 @@ def _public_key(value: str) -> str:
         raise PydanticCustomError(
             "umhctl_public_key", "the key data of this SSH public key is not valid base64"
         ) from None
-    # The blob starts with its own type name; a mismatch means a truncated or pasted-together key.
-    length = int.from_bytes(blob[:4], "big") if len(blob) >= 4 else -1
-    if length != len(parts[0]) or blob[4 : 4 + length].decode("ascii", "replace") != parts[0]:
+    # The data must be exactly the fields of its type, starting with the type's own name: anything else is a
+    # truncated key, or two keys pasted together.
+    fields = _wire_fields(blob)
+    if (
+        fields is None
+        or len(fields) != _KEY_FIELDS[parts[0]]
+        or fields[0] != parts[0].encode()
+        or (parts[0] == "ssh-ed25519" and len(fields[1]) != 32)
+    ):
         raise PydanticCustomError(
             "umhctl_public_key",
-            "the SSH public key is damaged: its data does not match its type {type!r}",
+            "the SSH public key is damaged (truncated or pasted together): its data does not match its type '{type}'",
             {"type": parts[0]},
         )
     return text
@@ -293,6 +320,9 @@ class Versions(Model):
     benthos_umh: ImageTag = Field(description="Tag of ghcr.io/united-manufacturing-hub/benthos-umh.")
     grafana: ImageTag | None = Field(default=None, description="Override of the chart's Grafana image tag.")
     node_red: ImageTag | None = Field(default=None, description="Override of the chart's Node-RED image tag.")
+    grafana_mqtt_plugin: PluginVersion = Field(
+        default="1.3.5", description="Version of grafana-mqtt-datasource, installed when grafana.mqttDatasource is on."
+    )
 
 
 class Access(Model):
@@ -305,7 +335,7 @@ class Access(Model):
 
 class GenerateSpec(Model):
     type: Literal["password", "token", "ssh-host-key"] = "password"
-    length: int = Field(default=32, ge=16, le=128)
+    length: Int = Field(default=32, ge=16, le=128)
 
 
 class SecretRef(Model):
@@ -348,7 +378,7 @@ class Device(Model):
     role: Literal["hub", "edge"]
     hub: DnsLabel | None = Field(default=None, description="For edge devices: the hub whose broker it forwards to.")
     address: IPv4Address = Field(description="Management address umhctl connects to over SSH.")
-    ssh_port: int = Field(default=22, ge=1, le=65535)
+    ssh_port: Int = Field(default=22, ge=1, le=65535)
     install_disk: DiskPath = "/dev/sda"
     interfaces: list[Interface] = Field(min_length=1)
     location: LocationPath | None = Field(default=None, description="ISA-95 area or area/line the device serves.")
@@ -411,7 +441,7 @@ class IoLinkMaster(Model):
     device: DnsLabel = Field(description="The device that polls this master.")
     address: IPv4Address
     model: ModelName
-    ports: int | None = Field(default=None, ge=1, le=16, description="Port count; known models need none.")
+    ports: Int | None = Field(default=None, ge=1, le=16, description="Port count; known models need none.")
 
     @property
     def port_count(self) -> int | None:
@@ -421,9 +451,9 @@ class IoLinkMaster(Model):
 class Sensor(Model):
     name: DnsLabel
     master: DnsLabel
-    port: int = Field(ge=1, le=16)
-    vendor_id: int = Field(ge=1, le=0xFFFF, description="IO-Link vendor id (ifm = 310).")
-    device_id: int = Field(ge=1, le=0xFFFFFF, description="IO-Link device id from the sensor's IODD.")
+    port: Int = Field(ge=1, le=16)
+    vendor_id: Int = Field(ge=1, le=0xFFFF, description="IO-Link vendor id (ifm = 310).")
+    device_id: Int = Field(ge=1, le=0xFFFFFF, description="IO-Link device id from the sensor's IODD.")
     work_cell: LocationPath = Field(description="ISA-95 path area/line/workcell.")
     tag: TagName | None = Field(default=None, description="UNS tag name; defaults to the sensor name.")
     unit: str | None = None
@@ -443,16 +473,13 @@ class Dashboard(Model):
     devices: list[DnsLabel] | None = Field(default=None, description="Hubs to provision it on; default all hubs.")
 
 
-Scalar = str | int | float | bool
-
-
 class ExtraFile(Model):
     path: AbsolutePath
     template: RelativePath = Field(description="Jinja2 template, relative to the blueprint.")
     mode: FileMode = "0644"
     devices: list[DnsLabel] | None = Field(default=None, description="Default: every device.")
     restart: list[UnitName] = Field(default=[], description="systemd units to restart when this file changes.")
-    vars: dict[str, Scalar | list[Scalar] | dict[str, Scalar]] = {}
+    vars: dict[str, Any] = Field(default={}, description="Values the template sees as `vars`; any YAML.")
 
 
 class SiteBlueprint(Model):

@@ -29,6 +29,8 @@ class SourceMap:
     file: str
     values: dict[Path, Pos] = field(default_factory=dict)
     keys: dict[Path, Pos] = field(default_factory=dict)
+    # Numbers as written ("0.30", "0o644"): hints quote what the user typed, not what it parsed to.
+    raw: dict[Path, str] = field(default_factory=dict)
 
     def locate(self, path: Path, *, key: bool = False) -> Pos:
         """The position of `path` (its key if `key`), or of its nearest existing ancestor."""
@@ -106,10 +108,14 @@ class _Builder:
 
     def scalar(self, node: ScalarNode, path: Path) -> Any:
         tag = node.tag or ""
+        if not _encodable(node.value):
+            self.error(node, "text with invalid Unicode (an unpaired surrogate escape such as \\ud800)", path=path)
+            return ""
         if tag == _CORE + "str" or tag == _CORE + "timestamp":
             # Dates stay text: a blueprint has no date fields, and "2024-01-01" must not turn into an object.
             return node.value
         if tag in (_CORE + "int", _CORE + "float", _CORE + "bool", _CORE + "null"):
+            self.source.raw[path] = node.value
             try:
                 return self.yaml.constructor.construct_object(node, deep=True)
             except (YAMLError, ValueError, OverflowError):
@@ -122,6 +128,16 @@ class _Builder:
             path=path,
         )
         return node.value
+
+    def key(self, node: Node, path: Path) -> str | None:
+        """The key as text, or None (reported) when it is not a plain name."""
+        if not isinstance(node, ScalarNode) or node.tag not in (_CORE + "str", _CORE + "int"):
+            self.error(node, "mapping keys must be plain names", path=path)
+            return None
+        if not _encodable(str(node.value)):
+            self.error(node, "key with invalid Unicode (an unpaired surrogate escape)", path=path)
+            return None
+        return str(node.value)
 
     def mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -136,10 +152,9 @@ class _Builder:
                     else:
                         self.error(src, "'<<' merge needs a mapping (or a list of mappings)", path=path)
                 continue
-            if not isinstance(key_node, ScalarNode) or key_node.tag not in (_CORE + "str", _CORE + "int"):
-                self.error(key_node, "mapping keys must be plain names", path=path)
+            key = self.key(key_node, path)
+            if key is None:
                 continue
-            key = str(key_node.value)
             child = path + (key,)
             if key in seen:
                 line, col = seen[key]
@@ -155,12 +170,20 @@ class _Builder:
             result[key] = self.build(value_node, child)
         # Explicit keys win over merged ones, as in YAML's merge-key spec.
         for key_node, value_node in merged:
-            key = str(key_node.value)
-            if key not in result:
+            key = self.key(key_node, path)
+            if key is not None and key not in result:
                 child = path + (key,)
                 self.source.keys.setdefault(child, _pos(key_node))
                 result[key] = self.build(value_node, child)
         return result
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _TooLarge(Exception):
@@ -182,6 +205,12 @@ def _yaml_error(file: str, exc: MarkedYAMLError) -> Diagnostic:
         hint = "a blueprint is one YAML document; remove the '---' separator"
     elif "could not find expected ':'" in problem or "mapping values are not allowed" in problem:
         hint = "check the indentation and that every key is followed by ': '"
+    if exc.context and exc.context.startswith("while parsing a flow") and exc.context_mark is not None:
+        # An unclosed [ or {: the parser notices late, at some later line; the cause is where it was opened.
+        opener = "[" if "sequence" in exc.context else "{"
+        hint = f"the parser noticed at line {line}, column {column}; close the '{opener}' or check its entries"
+        line, column = exc.context_mark.line + 1, exc.context_mark.column + 1
+        message = f"YAML syntax error: this '{opener}' is not closed properly ({problem})"
     return Diagnostic(file, line, column, message, hint=hint)
 
 

@@ -1,0 +1,140 @@
+"""The broken-blueprint corpus: every file under tests/blueprint/broken/ has exactly one problem.
+
+Each case states what `umhctl validate` must report on its first line,
+
+    # expect: LINE:COL <message fragment>
+
+or, when the file cannot carry that line (an empty file, a tab on line 1), in `<name>.yaml.expect` next to it.
+LINE:COL is 1-based and counts the expect line itself. The check: exit code 1, a diagnostic
+`<path>:<LINE>:<COL>: error: ...` whose message or hint contains the fragment, and no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from umhctl.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = Path(__file__).resolve().parent / "blueprint" / "broken"
+CASES = sorted(CORPUS.glob("*.yaml"))  # top level only: dashboards/ and files/ hold what the cases point at
+
+_EXPECT = re.compile(r"#\s*expect:\s*(\d+):(\d+)\s+(\S.*?)\s*$")
+
+# In this typer/click version CliRunner keeps stdout and stderr apart (result.stdout, result.stderr) and
+# result.output is both interleaved, as a terminal would show them. Diagnostics go to stdout, other errors
+# (no such file, internal error) to stderr: the checks below read result.output so that nothing is missed.
+runner = CliRunner()
+
+
+@dataclass(frozen=True)
+class Expectation:
+    line: int
+    column: int
+    fragment: str
+
+
+def expectation(case: Path) -> Expectation:
+    side = case.with_name(case.name + ".expect")
+    raw = side.read_bytes() if side.exists() else case.read_bytes()
+    # Only the first line is decoded: a case may hold bytes that are not UTF-8 further down, on purpose.
+    first = raw.split(b"\n", 1)[0].decode("utf-8")
+    match = _EXPECT.fullmatch(first)
+    assert match, f"{case.name}: first line must be '# expect: LINE:COL fragment', got {first!r}"
+    return Expectation(int(match[1]), int(match[2]), match[3])
+
+
+def diagnostics_at(output: str, path: str, line: int, column: int) -> list[str]:
+    """The diagnostics (message line plus its hint lines) that the text report places at LINE:COL."""
+    blocks = re.split(r"\n(?=\S)", output)
+    return [b for b in blocks if b.startswith(f"{path}:{line}:{column}: error:")]
+
+
+def assert_reported(output: str, exit_code: int, path: str, expected: Expectation) -> None:
+    assert "Traceback" not in output, output
+    assert exit_code == 1, f"exit code {exit_code}, expected 1:\n{output}"
+    where = f"{path}:{expected.line}:{expected.column}: error:"
+    here = diagnostics_at(output, path, expected.line, expected.column)
+    assert here, f"no error at {expected.line}:{expected.column}; the validator said:\n{output}"
+    assert where in output
+    assert any(expected.fragment in b for b in here), (
+        f"no error at {expected.line}:{expected.column} mentions {expected.fragment!r}; the validator said:\n{output}"
+    )
+
+
+def test_corpus_is_complete() -> None:
+    assert len(CASES) >= 45
+    for case in CASES:
+        expectation(case)  # every case has a readable expectation
+        assert re.fullmatch(r"\d\d-[a-z0-9-]+\.yaml", case.name), case.name
+    orphans = [p.name for p in CORPUS.glob("*.expect") if not p.with_suffix("").exists()]
+    assert not orphans, f".expect files without a case: {orphans}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
+def test_broken_blueprint_is_reported(case: Path) -> None:
+    expected = expectation(case)
+    path = str(case)
+    result = runner.invoke(app, ["validate", "-f", path])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert_reported(result.output, result.exit_code, path, expected)
+
+
+def case_named(short_name: str) -> Path:
+    """The case file `NN-<short_name>.yaml`, whatever its number."""
+    (case,) = [p for p in CASES if p.name.split("-", 1)[1] == f"{short_name}.yaml"]
+    return case
+
+
+# A YAML-level problem, a shape (pydantic) problem and a cross-reference problem, through a real process.
+SUBPROCESS_CASES = ["yaml-tab-indentation", "k3s-latest", "unknown-secret-reference"]
+
+
+@pytest.mark.parametrize("name", SUBPROCESS_CASES)
+def test_broken_blueprint_in_a_real_process(name: str) -> None:
+    case = case_named(name)
+    expected = expectation(case)
+    path = str(case)
+    proc = subprocess.run(
+        [sys.executable, "-m", "umhctl", "validate", "-f", path],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"},
+        timeout=60,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "\x1b[" not in proc.stdout
+    assert_reported(proc.stdout + proc.stderr, proc.returncode, path, expected)
+
+
+def test_json_report_of_a_broken_blueprint() -> None:
+    case = case_named("unknown-secret-reference")
+    expected = expectation(case)
+    path = str(case)
+    result = runner.invoke(app, ["validate", "-f", path, "-o", "json"])
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["valid"] is False
+    assert report["file"] == path
+    for d in report["diagnostics"]:
+        assert {"file", "line", "column", "message"} <= d.keys()
+    matching = [
+        d
+        for d in report["diagnostics"]
+        if d["file"] == path
+        and d["line"] == expected.line
+        and d["column"] == expected.column
+        and d["severity"] == "error"
+        and expected.fragment in f"{d['message']}\n{d.get('hint') or ''}"
+    ]
+    assert matching, report["diagnostics"]
