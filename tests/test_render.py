@@ -132,7 +132,7 @@ def test_render_cli_layout(tmp_path: Path, secrets_dir: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["edge-01"]
     device = out / "edge-01"
     assert json.loads((device / "ignition.json").read_text())["ignition"]["version"] == "3.3.0"
-    assert (device / "butane.yaml").read_text().startswith("variant: flatcar\nversion: 1.0.0\n")
+    assert (device / "butane.yaml").read_text().startswith('variant: flatcar\nversion: "1.0.0"\n')
     assert (device / "rootfs/etc/hostname").read_text() == "edge-01\n"
     plan_input = json.loads((device / "plan-input.json").read_text())
     assert {f["path"] for f in plan_input["files"]} >= {"/etc/hostname", "/etc/rancher/k3s/config.yaml"}

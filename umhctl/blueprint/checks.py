@@ -361,10 +361,11 @@ def _check_forwarding(bp: SiteBlueprint, report: _Report) -> None:
     """An edge with sensors publishes to its hub's MQTT broker from outside the hub: the listener must allow it."""
     brokers = _first((b.device, (i, b)) for i, b in enumerate(bp.brokers))
     edges = _first((d.name, d) for d in bp.devices if d.role == "edge")
+    hubs = {h.name for h in bp.hubs()}
     for i, master in enumerate(bp.io_link_masters):
         edge = edges.get(master.device)
-        if edge is None or edge.hub is None or edge.hub not in brokers and edge.hub not in [h.name for h in bp.hubs()]:
-            continue
+        if edge is None or edge.hub not in hubs:
+            continue  # hubs and their references are checked with the devices
         index, broker = brokers.get(edge.hub, (None, None))
         where: Loc = ("brokers", index, "mqtt") if index is not None else ("ioLinkMasters", i, "device")
         if broker is None or not broker.mqtt.external_listener:

@@ -10,9 +10,13 @@ from umhctl.blueprint.checks import RepoFiles
 from umhctl.blueprint.loader import LoadedBlueprint
 from umhctl.blueprint.model import Device, SiteBlueprint
 from umhctl.errors import UmhctlError
+from umhctl.render.converters import render_converters
 from umhctl.render.desired import DesiredState, File
 from umhctl.render.ignition import butane_yaml, ignition_config
-from umhctl.render.system import render_system
+from umhctl.render.k8s import CONVERTER_NAMESPACE, UMH_NAMESPACE, namespace
+from umhctl.render.system import K3S_MANIFESTS, render_system
+from umhctl.render.umh import render_hub
+from umhctl.render.yamltext import to_yaml_documents
 from umhctl.secrets import SecretStore
 from umhctl.templating import TemplateProblem, render_extra_file
 
@@ -36,6 +40,14 @@ def render_device(
     bp = loaded.blueprint
     state = DesiredState(device.name)
     render_system(bp, device, secrets, state)
+    # One file owns the namespaces; the name sorts first, so k3s applies it before the files that use them.
+    namespaces = [UMH_NAMESPACE, CONVERTER_NAMESPACE] if device.role == "hub" else [CONVERTER_NAMESPACE]
+    state.add(
+        File(f"{K3S_MANIFESTS}/umhctl-00-namespaces.yaml", to_yaml_documents(map(namespace, namespaces)).encode())
+    )
+    if device.role == "hub":
+        render_hub(bp, device, secrets, loaded.path.parent, state)
+    render_converters(bp, device, state)
     _render_extra_files(bp, device, loaded.path.parent, state)
     state = state.sorted()
     if redact:

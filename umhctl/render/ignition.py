@@ -11,11 +11,9 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from ruamel.yaml.scalarint import OctalInt
-
 from umhctl.blueprint.model import SiteBlueprint
 from umhctl.render.desired import DesiredState, File
-from umhctl.render.yamltext import to_yaml
+from umhctl.render.yamltext import Octal, to_yaml
 
 IGNITION_VERSION = "3.3.0"
 
@@ -95,7 +93,7 @@ def butane_yaml(bp: SiteBlueprint, state: DesiredState) -> str:
     """The same first-boot config as Butane (variant flatcar 1.0.0 = Ignition 3.3.0), for humans to review."""
     files: list[dict[str, Any]] = []
     for f in state.files:
-        entry: dict[str, Any] = {"path": f.path, "mode": OctalInt(f.mode), "overwrite": True}
+        entry: dict[str, Any] = {"path": f.path, "mode": Octal(f.mode), "overwrite": True}
         try:
             entry["contents"] = {"inline": f.content.decode("utf-8")}
         except UnicodeDecodeError:
@@ -105,7 +103,7 @@ def butane_yaml(bp: SiteBlueprint, state: DesiredState) -> str:
             entry["group"] = {"name": f.group}
         files.append(entry)
     files += [
-        {"path": r.path, "mode": OctalInt(r.mode), "overwrite": True, "contents": {"source": r.source}}
+        {"path": r.path, "mode": Octal(r.mode), "overwrite": True, "contents": {"source": r.source}}
         for r in state.remote_files
     ]
     files.sort(key=lambda entry: entry["path"])

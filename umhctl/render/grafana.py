@@ -1,0 +1,139 @@
+"""Grafana provisioning for a hub, as values of the UMH chart's grafana sub-chart.
+
+`grafana.datasources` replaces the chart's default list as a whole (Helm replaces lists), so UMH's own
+datasources are emitted again next to ours. Passwords never appear here: Grafana expands `$VARS` from
+environment variables that come from Kubernetes Secrets.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from umhctl.blueprint.checks import RepoFiles
+from umhctl.blueprint.model import Device, SiteBlueprint
+from umhctl.render.k8s import slug
+
+FACTORYINSIGHT_URL = "http://united-manufacturing-hub-factoryinsight-service/"
+DASHBOARD_ROOT = "/var/lib/grafana/dashboards"
+
+# UMH 0.29.0's own datasources (values.yaml), kept so UMH's plugins and dashboards keep working.
+UMH_DATASOURCES: list[dict[str, Any]] = [
+    {
+        "name": "umh-v2-datasource",
+        "type": "umh-v2-datasource",
+        "access": "proxy",
+        "orgId": 1,
+        "url": FACTORYINSIGHT_URL,
+        "jsonData": {
+            "customerID": "$FACTORYINSIGHT_CUSTOMERID",
+            "apiKey": "$FACTORYINSIGHT_PASSWORD",
+            "baseURL": FACTORYINSIGHT_URL,
+            "apiKeyConfigured": True,
+        },
+        "version": 1,
+        "isDefault": False,
+        "editable": False,
+    },
+    {
+        "name": "umh-datasource",
+        "type": "umh-datasource",
+        "access": "proxy",
+        "orgId": 1,
+        "url": FACTORYINSIGHT_URL,
+        "jsonData": {
+            "customerId": "$FACTORYINSIGHT_CUSTOMERID",
+            "apiKey": "$FACTORYINSIGHT_PASSWORD",
+            "serverURL": FACTORYINSIGHT_URL,
+            "apiKeyConfigured": True,
+        },
+        "version": 1,
+        "isDefault": False,
+        "editable": False,
+    },
+]
+
+
+def datasource_uid(name: str) -> str:
+    """Stable Grafana uid from a blueprint datasource name (Grafana allows [A-Za-z0-9_-], at most 40)."""
+    return slug(name, 40)
+
+
+def datasources(bp: SiteBlueprint, hub: Device) -> list[dict[str, Any]]:
+    result = [dict(d) for d in UMH_DATASOURCES]
+    if any(db.device == hub.name for db in bp.databases):
+        result.append(
+            {
+                "name": "UMH TimescaleDB",  # UMH's name, so dashboards that refer to it by name keep working
+                "uid": datasource_uid("timescaledb"),
+                "type": "grafana-postgresql-datasource",
+                "access": "proxy",
+                "orgId": 1,
+                "url": "united-manufacturing-hub:5432",
+                "user": "$GRAFANAREADER_USER",
+                "isDefault": True,
+                "editable": False,
+                "jsonData": {
+                    "database": "umh_v2",
+                    "sslmode": "require",
+                    "postgresVersion": 1300,
+                    "timescaledb": True,
+                    "maxOpenConns": 100,
+                    "maxIdleConns": 100,
+                    "maxIdleConnsAuto": True,
+                    "connMaxLifetime": 14400,
+                },
+                "secureJsonData": {"password": "$GRAFANAREADER_PASSWORD"},
+            }
+        )
+    if bp.grafana.mqtt_datasource:
+        result.append(
+            {
+                "name": "UMH MQTT",
+                "uid": datasource_uid("mqtt"),
+                "type": "grafana-mqtt-datasource",
+                "access": "proxy",
+                "orgId": 1,
+                "isDefault": False,
+                "editable": False,
+                "jsonData": {"uri": "tcp://united-manufacturing-hub-mqtt:1883", "clientID": f"grafana-{hub.name}"},
+            }
+        )
+    return result
+
+
+def dashboard_values(bp: SiteBlueprint, hub: Device, base_dir: Path) -> dict[str, Any]:
+    """dashboardProviders (one per folder) and dashboards for the Grafana sub-chart."""
+    repo = RepoFiles(base_dir)
+    providers: dict[str, dict[str, Any]] = {}
+    dashboards: dict[str, dict[str, Any]] = {}
+    for dash in bp.dashboards:
+        if dash.devices is not None and hub.name not in dash.devices:
+            continue
+        provider = "umhctl-" + slug(dash.folder, 30)
+        providers.setdefault(
+            provider,
+            {
+                "name": provider,
+                "orgId": 1,
+                "folder": dash.folder,
+                "type": "file",
+                "disableDeletion": False,
+                "allowUiUpdates": False,
+                "options": {"path": f"{DASHBOARD_ROOT}/{provider}"},
+            },
+        )
+        path = repo.resolve(dash.file)
+        assert path is not None  # validate refuses paths outside the repository
+        # Re-serialized so the render does not depend on the file's whitespace.
+        text = json.dumps(json.loads(path.read_text(encoding="utf-8")), indent=2, ensure_ascii=False) + "\n"
+        dashboards.setdefault(provider, {})[dash.name] = {"json": text}
+    if not providers:
+        return {}
+    return {
+        "dashboardProviders": {
+            "dashboardproviders.yaml": {"apiVersion": 1, "providers": [providers[p] for p in sorted(providers)]}
+        },
+        "dashboards": {p: dashboards[p] for p in sorted(dashboards)},
+    }
