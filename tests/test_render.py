@@ -65,7 +65,8 @@ def test_real_ignition_stages_exactly_the_desired_state(rendered, example: str, 
             on_disk = root / f.path.lstrip("/")
             assert on_disk.read_bytes() == f.content, f"{r.device}:{f.path}"
             assert on_disk.stat().st_mode & 0o7777 == f.mode, f"{r.device}:{f.path}"
-            assert (on_disk.stat().st_uid, on_disk.stat().st_gid) == (0, 0)
+            owners = {"root": 0, "core": 500}
+            assert (on_disk.stat().st_uid, on_disk.stat().st_gid) == (owners[f.owner], owners[f.group])
         for link in r.state.links:
             assert os.readlink(root / link.path.lstrip("/")) == link.target
         keys = (root / "home/core/.ssh/authorized_keys.d/ignition").read_text()

@@ -24,6 +24,10 @@ def sysext_image(k3s_version: str) -> str:
     return f"/opt/extensions/k3s/k3s-{k3s_version}-x86-64.raw"
 
 
+def authorized_keys_path(user: str) -> str:
+    return f"/home/{user}/.ssh/authorized_keys.d/ignition"
+
+
 def render_system(bp: SiteBlueprint, device: Device, secrets: SecretStore, state: DesiredState) -> None:
     site = bp.metadata.name
     state.add(File("/etc/hostname", f"{device.host_name}\n".encode()))
@@ -57,6 +61,11 @@ def render_system(bp: SiteBlueprint, device: Device, secrets: SecretStore, state
         reboot_strategy=bp.os.updates.reboot_strategy,
     )
     state.add(File("/etc/flatcar/update.conf", update_conf.encode(), restarts=("locksmithd.service",)))
+
+    # Ignition's passwd stage writes this same file on first boot; owning it here lets apply rotate keys later.
+    user = bp.access.user
+    keys = "".join(f"{key}\n" for key in bp.access.authorized_keys)
+    state.add(File(authorized_keys_path(user), keys.encode(), mode=0o600, owner=user, group=user))
 
     host_key = secrets.host_key(device.name)
     state.add(
