@@ -8,12 +8,19 @@ import os
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from umhctl import __version__
 from umhctl.errors import BlueprintInvalid, UmhctlError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from umhctl.blueprint.loader import LoadedBlueprint
+    from umhctl.converge import Target
+    from umhctl.gitinfo import BlueprintVersion
 
 app = typer.Typer(
     name="umhctl",
@@ -187,6 +194,176 @@ def render(
         for r, path in written:
             views.show_line(f"{r.device}: {len(r.state.files)} files, {len(r.state.links)} links -> {path}")
         views.show_line(f"rendered {_count(len(written), 'device')}{' (secrets redacted)' if redact else ''}")
+
+
+SimOpt = Annotated[bool, typer.Option("--sim", help="Talk to the local simulated site (`umhctl sim up`).")]
+IdentityOpt = Annotated[
+    Path | None,
+    typer.Option("-i", "--identity", help="SSH private key (default: ssh-agent and ~/.ssh keys).", show_default=False),
+]
+ParallelOpt = Annotated[int, typer.Option("--parallel", min=1, max=64, help="Devices worked on at once.")]
+
+
+def _fleet(
+    file: Path, device: list[str] | None, sim: bool, identity: Path | None
+) -> tuple[LoadedBlueprint, BlueprintVersion, list[Target]]:
+    from umhctl.blueprint.loader import load_blueprint
+    from umhctl.converge import targets
+    from umhctl.gitinfo import blueprint_version
+    from umhctl.secrets import SecretStore
+
+    loaded = load_blueprint(file)
+    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
+    fleet = targets(loaded, secrets, devices=device, sim=sim, identity=identity)
+    return loaded, blueprint_version(loaded.path), fleet
+
+
+def _stderr_console() -> Console:
+    from umhctl.views import _console
+
+    return _console(stderr=True)
+
+
+@app.command()
+@boundary
+def plan(
+    file: BlueprintOpt,
+    device: DeviceOpt = None,
+    sim: SimOpt = False,
+    identity: IdentityOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Save the plan for a later `umhctl apply PLANFILE`.")
+    ] = None,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 0 when nothing changes, 2 when changes are pending.")
+    ] = False,
+    parallel: ParallelOpt = 8,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Show, per device, what apply would change (desired state vs what is really on the device)."""
+    from umhctl import views
+    from umhctl.converge import ContentCache, plan_site, save_plan
+    from umhctl.plan.views import plan_json, show_plan
+
+    loaded, version, fleet = _fleet(file, device, sim, identity)
+    result = plan_site(loaded, version, fleet, parallel=parallel, console=_stderr_console(), cache=ContentCache())
+    if out is not None:
+        save_plan(result, out)
+    if output is Output.json:
+        views.print_json(plan_json(result))
+    else:
+        show_plan(result, views._console())
+        if out is not None:
+            views.show_line(f"Saved the plan to {out}; apply it with: umhctl apply {out}")
+    if result.has_errors:
+        raise typer.Exit(1)
+    raise typer.Exit(2 if detailed_exitcode and result.has_changes else 0)
+
+
+@app.command()
+@boundary
+def apply(
+    file: BlueprintOpt,
+    planfile: Annotated[Path | None, typer.Argument(help="A plan saved with `umhctl plan --out`.")] = None,
+    device: DeviceOpt = None,
+    sim: SimOpt = False,
+    identity: IdentityOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    parallel: ParallelOpt = 8,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Only the devices that failed in the last apply.")
+    ] = False,
+    allow_dirty: Annotated[
+        bool, typer.Option("--allow-dirty", help="Apply a blueprint with uncommitted changes (recorded as dirty).")
+    ] = False,
+    force_unlock: Annotated[
+        bool, typer.Option("--force-unlock", help="Remove a device lock left by an apply that died (asks first).")
+    ] = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Converge devices to the blueprint over SSH. A second apply changes nothing."""
+    import sys
+
+    from umhctl import views
+    from umhctl.converge import ContentCache, apply_plan, load_plan, plan_site
+    from umhctl.plan.views import show_plan
+    from umhctl.runstate import last_failed, save_outcomes
+
+    saved = load_plan(planfile) if planfile is not None else None
+    if saved is not None and file == _default_blueprint():
+        file = Path(saved.blueprint["path"])
+    if retry_failed:
+        failed = last_failed(file)
+        if not failed:
+            views.show_line("No device failed in the last apply: nothing to retry.")
+            raise typer.Exit(0)
+        device = sorted(set(device or failed) & set(failed))
+    loaded, version, fleet = _fleet(file, device, sim, identity)
+    if version.dirty and not allow_dirty:
+        raise UmhctlError(
+            f"{file} has uncommitted changes ({version.describe()}); refusing to apply what is not in git",
+            hint="commit the blueprint first, or pass --allow-dirty (the apply is then recorded as dirty)",
+        )
+    console = views._console()
+    cache = ContentCache()
+    if saved is not None:
+        if saved.blueprint.get("commit") != version.commit or saved.blueprint.get("dirty") != version.dirty:
+            raise UmhctlError(
+                f"the plan was made for blueprint commit {saved.blueprint.get('commit')}, "
+                f"the repository is now at {version.describe()}; run plan again"
+            )
+        names = {t.device for t in fleet}
+        work = type(saved)(saved.blueprint, [d for d in saved.devices if d.device in names], saved.umhctl_version)
+    else:
+        work = plan_site(loaded, version, fleet, parallel=parallel, console=_stderr_console(), cache=cache)
+    if output is Output.text:
+        show_plan(work, console)
+    if work.has_errors and saved is None:
+        failed_devices = [d.device for d in work.devices if d.error]
+        views.show_error(f"could not plan {', '.join(failed_devices)}; nothing was applied there")
+    if not work.has_changes and not force_unlock:
+        if output is Output.json:
+            views.print_json({"command": "apply", "plan": work.to_dict(), "results": []})
+        raise typer.Exit(1 if work.has_errors else 0)
+    targets_named = ", ".join(d.device for d in work.devices if d.has_changes) or "the selected devices"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UmhctlError("refusing to apply without confirmation: no terminal to ask on", hint="pass --yes")
+        prompt = (
+            f"Apply these changes to {targets_named}?"
+            if not force_unlock
+            else (
+                f"Force-remove the device lock on {targets_named} and apply? Only do this if no other apply is running."
+            )
+        )
+        if typer.prompt(f"{prompt} Only 'yes' is accepted", default="", show_default=False) != "yes":
+            views.show_line("Apply cancelled.")
+            raise typer.Exit(1)
+    outcomes = apply_plan(
+        work, fleet, parallel=parallel, console=_stderr_console(), cache=cache, force_unlock=force_unlock
+    )
+    save_outcomes(loaded.path, outcomes)
+    if output is Output.json:
+        views.print_json(
+            {
+                "command": "apply",
+                "plan": work.to_dict(),
+                "results": [
+                    {
+                        "device": o.device,
+                        "ok": o.ok,
+                        "error": o.error,
+                        "failed_phase": o.failed_phase,
+                        "seconds": round(o.seconds, 3),
+                        "notes": o.notes,
+                    }
+                    for o in outcomes
+                ],
+            }
+        )
+    else:
+        views.show_outcomes(outcomes, title="Apply")
+    raise typer.Exit(1 if work.has_errors or any(not o.ok for o in outcomes) else 0)
 
 
 def main() -> None:

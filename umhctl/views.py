@@ -5,14 +5,21 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from umhctl.diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rich.console import Console
+
+    from umhctl.fleet import Outcome
 
 FORMAT_VERSION = "1"
 
 
-def _console(stderr: bool = False) -> Any:
+def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
@@ -50,3 +57,21 @@ def show_line(text: str) -> None:
     from rich.markup import escape
 
     _console().print(escape(text))
+
+
+def show_outcomes(outcomes: Sequence[Outcome], *, title: str) -> None:
+    """The per-device result table at the end of a fleet run."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{title} results", title_justify="left")
+    for column in ("device", "result", "time", "details"):
+        table.add_column(column)
+    for o in outcomes:
+        result = "[green]ok[/green]" if o.ok else f"[red]failed[/red] ({escape(o.failed_phase or '')})"
+        details = escape(o.error if o.error else "; ".join(o.notes))
+        table.add_row(escape(o.device), result, f"{o.seconds:.1f} s", details)
+    _console().print(table)
+    failed = sum(not o.ok for o in outcomes)
+    if failed:
+        show_line(f"{failed} of {len(outcomes)} devices failed; rerun only those with: umhctl apply --retry-failed")

@@ -1,0 +1,153 @@
+"""SSH to a device with paramiko: key auth, strict host-key checking, timeouts, scripts on stdin.
+
+Host keys come only from the site's known_hosts. An unknown or different key is refused with both fingerprints
+— never accepted on first use. Scripts run as `sudo -n bash -s` with the script on stdin, so values (secrets
+included) never appear in a process list on the device.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from umhctl.errors import UmhctlError
+
+if TYPE_CHECKING:
+    import paramiko
+
+CONNECT_TIMEOUT = 10.0
+COMMAND_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    device: str
+    address: str
+    port: int
+    user: str
+    known_hosts: Path
+    identity: Path | None = None  # private key file; None = ssh-agent and the user's default keys
+
+
+@dataclass(frozen=True)
+class Result:
+    status: int
+    stdout: str
+    stderr: str
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+class Connection:
+    """One SSH session to one device."""
+
+    def __init__(self, endpoint: Endpoint, client: paramiko.SSHClient) -> None:
+        self.endpoint = endpoint
+        self.client = client
+
+    def run(self, script: str, *, sudo: bool = True, timeout: float = COMMAND_TIMEOUT) -> Result:
+        """Run a bash script (as root with sudo) and collect its output."""
+        command = "sudo -n bash -s" if sudo else "bash -s"
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise UmhctlError(f"{self.endpoint.device}: the SSH connection is closed")
+        channel = transport.open_session(timeout=CONNECT_TIMEOUT)
+        try:
+            channel.settimeout(timeout)
+            channel.exec_command(command)
+            channel.sendall(script.encode())
+            channel.shutdown_write()
+            out, err = bytearray(), bytearray()
+            deadline = time.monotonic() + timeout
+            while True:
+                if channel.recv_ready():
+                    out += channel.recv(65536)
+                elif channel.recv_stderr_ready():
+                    err += channel.recv_stderr(65536)
+                elif channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                    break
+                elif time.monotonic() > deadline:
+                    raise UmhctlError(f"{self.endpoint.device}: a command took longer than {timeout:.0f} s")
+                else:
+                    time.sleep(0.005)
+            status = channel.recv_exit_status()
+        except (TimeoutError, OSError) as exc:
+            raise UmhctlError(f"{self.endpoint.device}: SSH command failed: {exc}") from None
+        finally:
+            channel.close()
+        result = Result(status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+        if sudo and status != 0 and "a password is required" in result.stderr:
+            raise UmhctlError(
+                f"{self.endpoint.device}: sudo asks for a password for {self.endpoint.user}",
+                hint="umhctl needs passwordless sudo, as Flatcar's core user has",
+            )
+        return result
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(endpoint: Endpoint, *, timeout: float = CONNECT_TIMEOUT) -> Connection:
+    import paramiko  # heavy: only commands that talk to devices pay for it
+
+    where = f"{endpoint.address}:{endpoint.port}"
+    if not endpoint.known_hosts.is_file():
+        raise UmhctlError(
+            f"{endpoint.device}: known_hosts file {endpoint.known_hosts} does not exist",
+            hint="umhctl verifies every device's host key; it never trusts a key on first use",
+        )
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(endpoint.known_hosts))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(
+            endpoint.address,
+            port=endpoint.port,
+            username=endpoint.user,
+            key_filename=str(endpoint.identity) if endpoint.identity else None,
+            look_for_keys=endpoint.identity is None,
+            allow_agent=endpoint.identity is None,
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+        )
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise UmhctlError(
+            f"{endpoint.device}: host key mismatch at {where}: the device presents {fingerprint(exc.key)}, "
+            f"known_hosts expects {fingerprint(exc.expected_key)}. Refusing to connect",
+            hint=f"if the device was replaced, run `umhctl reset device {endpoint.device}`; "
+            f"otherwise someone may be intercepting the connection. To accept a new key on purpose, edit "
+            f"{endpoint.known_hosts}",
+        ) from None
+    except paramiko.SSHException as exc:
+        client.close()
+        if "not found in known_hosts" in str(exc):
+            raise UmhctlError(
+                f"{endpoint.device}: {where} is not in {endpoint.known_hosts}; refusing an unknown host key",
+                hint="umhctl never trusts a host key on first use: add the device's key from the render",
+            ) from None
+        if isinstance(exc, paramiko.AuthenticationException):
+            raise UmhctlError(
+                f"{endpoint.device}: SSH login as {endpoint.user} at {where} was refused",
+                hint="check that your key is in the blueprint's access.authorizedKeys (or pass -i KEY)",
+            ) from None
+        raise UmhctlError(f"{endpoint.device}: SSH to {where} failed: {exc}") from None
+    except (TimeoutError, OSError) as exc:
+        client.close()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or "timed out"
+        raise UmhctlError(f"{endpoint.device}: cannot reach {where}: {reason}") from None
+    return Connection(endpoint, client)

@@ -1,0 +1,175 @@
+"""The planner: a pure function of (desired state, facts) → the changes apply would make on one device.
+
+No I/O here. Contents the device has are never downloaded: a diff is shown only when the local content cache
+knows the device's current content (it holds what umhctl applied before), and never for secrets.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+from umhctl.device.facts import Facts, PathFact
+from umhctl.plan.model import Action, Change, DevicePlan
+from umhctl.render.desired import DesiredState, File, Link
+
+# Restart order when several units are due: the network first (the others depend on it), k3s last.
+UNIT_ORDER = ("systemd-networkd.service", "systemd-resolved.service", "locksmithd.service", "k3s.service")
+SYSTEMD_DIRS = ("/etc/systemd/system/", "/etc/systemd/system.conf.d/")
+DIFF_LINES = 80  # longer diffs are collapsed in the plan
+
+ContentLookup = Callable[[str], bytes | None]  # sha256 -> content, when known locally
+
+
+def _file_attrs(f: File) -> dict[str, Any]:
+    return {"mode": f"{f.mode:04o}", "owner": f"{f.owner}:{f.group}", "sha256": f.sha256, "size": len(f.content)}
+
+
+def _fact_attrs(fact: PathFact) -> dict[str, Any]:
+    if fact.kind == "file":
+        return {"mode": f"{fact.mode or 0:04o}", "owner": f"{fact.owner}:{fact.group}", "sha256": fact.sha256}
+    if fact.kind == "link":
+        return {"target": fact.target}
+    return {"type": fact.other or fact.kind}
+
+
+def _diff(path: str, old: bytes | None, new: bytes) -> str | None:
+    if old is None:
+        return None
+    try:
+        before, after = old.decode("utf-8"), new.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines = list(
+        difflib.unified_diff(
+            before.splitlines(keepends=True), after.splitlines(keepends=True), f"a{path}", f"b{path}", n=2
+        )
+    )
+    if len(lines) > DIFF_LINES:
+        hidden = len(lines) - DIFF_LINES
+        lines = [*lines[:DIFF_LINES], f"... {hidden} more diff lines (see `umhctl render` for the full file)\n"]
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def _recorded(facts: Facts) -> dict[str, dict[str, Any]]:
+    files: dict[str, dict[str, Any]] = (facts.record or {}).get("files", {})
+    return files
+
+
+def _file_change(f: File, fact: PathFact, recorded: dict[str, Any] | None, lookup: ContentLookup) -> Change | None:
+    after = _file_attrs(f)
+    if fact.kind == "absent":
+        diff = None if f.secret else _diff(f.path, b"", f.content)
+        return Change(Action.CREATE, "file", f.path, "not on the device", None, after, f.secret, diff=diff)
+    if fact.kind != "file":
+        return Change(
+            Action.REPLACE,
+            "file",
+            f.path,
+            f"a {_fact_attrs(fact)['type']} stands where a file belongs",
+            _fact_attrs(fact),
+            after,
+            f.secret,
+        )
+    before = _fact_attrs(fact)
+    drift = recorded is not None and recorded.get("sha256") != fact.sha256
+    reasons = []
+    if fact.sha256 != f.sha256:
+        reasons.append("changed on the device since the last apply" if drift else "content differs")
+    if fact.mode != f.mode:
+        reasons.append(f"mode {before['mode']} → {after['mode']}")
+    if (fact.owner, fact.group) != (f.owner, f.group):
+        reasons.append(f"owner {before['owner']} → {after['owner']}")
+    if not reasons:
+        return None
+    diff = None
+    if fact.sha256 != f.sha256 and not f.secret and fact.sha256:
+        diff = _diff(f.path, lookup(fact.sha256), f.content)
+    return Change(
+        Action.UPDATE,
+        "file",
+        f.path,
+        "; ".join(reasons),
+        before,
+        after,
+        f.secret,
+        drift=drift and fact.sha256 != f.sha256,
+        diff=diff,
+    )
+
+
+def _link_change(link: Link, fact: PathFact) -> Change | None:
+    after = {"target": link.target}
+    if fact.kind == "absent":
+        return Change(Action.CREATE, "link", link.path, "not on the device", None, after)
+    if fact.kind != "link":
+        return Change(
+            Action.REPLACE, "link", link.path, f"a {fact.kind} stands where a symlink belongs", _fact_attrs(fact), after
+        )
+    if fact.target != link.target:
+        return Change(Action.UPDATE, "link", link.path, f"points to {fact.target}", _fact_attrs(fact), after)
+    return None
+
+
+def plan_device(
+    desired: DesiredState, facts: Facts, *, address: str, install_disk: str, lookup: ContentLookup
+) -> DevicePlan:
+    recorded = _recorded(facts)
+    changes: list[Change] = []
+    restarts: set[str] = set()
+    daemon_reload = False
+    for f in desired.files:
+        change = _file_change(f, facts.path(f.path), recorded.get(f.path), lookup)
+        if change:
+            changes.append(change)
+            restarts.update(f.restarts)
+            daemon_reload |= f.path.startswith(SYSTEMD_DIRS)
+    for link in desired.links:
+        change = _link_change(link, facts.path(link.path))
+        if change:
+            changes.append(change)
+            daemon_reload |= link.path.startswith(SYSTEMD_DIRS)
+    wanted = {f.path for f in desired.files} | {link.path for link in desired.links}
+    previous_links: dict[str, str] = (facts.record or {}).get("links", {})
+    for path in sorted((set(recorded) | set(previous_links)) - wanted):
+        fact = facts.path(path)
+        if fact.kind == "absent":
+            continue
+        changes.append(Change(Action.DELETE, fact.kind, path, "no longer in the blueprint", _fact_attrs(fact), None))
+        restarts.update(recorded.get(path, {}).get("restarts", []))
+        daemon_reload |= path.startswith(SYSTEMD_DIRS)
+    if facts.record is None and not changes:
+        changes.append(
+            Change(
+                Action.CREATE,
+                "record",
+                "/var/lib/umhctl/applied.json",
+                f"first apply: umhctl takes ownership of {len(wanted)} paths Ignition wrote",
+            )
+        )
+    recorded_disk = (facts.record or {}).get("install_disk")
+    if recorded_disk and recorded_disk != install_disk:
+        changes.append(
+            Change(
+                Action.REQUIRES_RESET,
+                "device",
+                "install disk",
+                "only a reinstall moves Flatcar to another disk: run `umhctl reset device`",
+                {"install_disk": recorded_disk},
+                {"install_disk": install_disk},
+            )
+        )
+    ordered = sorted(restarts, key=lambda u: (UNIT_ORDER.index(u) if u in UNIT_ORDER else len(UNIT_ORDER), u))
+    changes += [Change(Action.RESTART, "unit", unit, "its configuration changes") for unit in ordered]
+    warnings = []
+    if any(c.target.startswith("/etc/systemd/network/") for c in changes):
+        warnings.append("network configuration changes: systemd-networkd restarts and the connection may drop")
+    return DevicePlan(
+        device=desired.device,
+        address=address,
+        changes=changes,
+        daemon_reload=daemon_reload,
+        fingerprint=facts.fingerprint(),
+        warnings=warnings,
+    )

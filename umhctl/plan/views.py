@@ -1,0 +1,95 @@
+"""Views of a plan: rich text for people, JSON for programs. Both read the same Plan data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from umhctl.plan.model import Action, Change, DevicePlan, Plan
+
+_STYLE = {
+    Action.CREATE: "green",
+    Action.UPDATE: "yellow",
+    Action.DELETE: "red",
+    Action.REPLACE: "magenta",
+    Action.RESTART: "cyan",
+    Action.REQUIRES_RESET: "bold red",
+}
+
+
+def _change_line(change: Change) -> str:
+    style = _STYLE[change.action]
+    label = escape(change.target)
+    if change.sensitive:
+        label += " [dim](sensitive)[/dim]"
+    if change.drift:
+        label += " [bold yellow](drift)[/bold yellow]"
+    kind = "" if change.kind in ("file", "unit") else f"[dim]{change.kind}[/dim] "
+    return f"  [{style}]{change.action.value}[/{style}] {kind}{label}  [dim]{escape(change.reason)}[/dim]"
+
+
+def _diff_lines(diff: str) -> list[str]:
+    out = []
+    for line in diff.rstrip("\n").split("\n"):
+        if line.startswith(("+++", "---")):
+            out.append(f"      [bold]{escape(line)}[/bold]")
+        elif line.startswith("+"):
+            out.append(f"      [green]{escape(line)}[/green]")
+        elif line.startswith("-"):
+            out.append(f"      [red]{escape(line)}[/red]")
+        elif line.startswith("@@"):
+            out.append(f"      [cyan]{escape(line)}[/cyan]")
+        else:
+            out.append(f"      {escape(line)}")
+    return out
+
+
+def device_lines(device: DevicePlan, *, diffs: bool = True) -> list[str]:
+    header = f"[bold]{escape(device.device)}[/bold] [dim]({escape(device.address)})[/dim]"
+    if device.error:
+        return [f"{header}: [red]error:[/red] {escape(device.error)}"]
+    if not device.changes:
+        return [f"{header}: no changes"]
+    lines = [header]
+    for change in device.changes:
+        lines.append(_change_line(change))
+        if diffs and change.diff:
+            lines += _diff_lines(change.diff)
+    if device.daemon_reload:
+        lines.append("  [cyan]↻[/cyan] systemd daemon-reload  [dim]unit files change[/dim]")
+    lines += [f"  [yellow]warning:[/yellow] {escape(w)}" for w in device.warnings]
+    return lines
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary()
+    if not plan.has_changes:
+        text = f"No changes. {s['devices']} device{'s' if s['devices'] != 1 else ''} match the blueprint."
+        if s["devices_failed"]:
+            text = f"No changes on the devices that answered; {s['devices_failed']} could not be planned."
+        return text
+    text = (
+        f"Plan: {s['add']} to add, {s['change']} to change, {s['delete']} to delete"
+        f" on {s['devices_changed']} of {s['devices']} devices"
+    )
+    if s["restart"]:
+        text += f"; {s['restart']} unit restart{'s' if s['restart'] != 1 else ''}"
+    if s["requires_reset"]:
+        text += f"; {s['requires_reset']} change{'s' if s['requires_reset'] != 1 else ''} need a reset"
+    if s["devices_failed"]:
+        text += f"; {s['devices_failed']} device{'s' if s['devices_failed'] != 1 else ''} could not be planned"
+    return text + "."
+
+
+def show_plan(plan: Plan, console: Console) -> None:
+    for device in plan.devices:
+        for line in device_lines(device):
+            console.print(line, highlight=False)
+    console.print()
+    console.print(f"[bold]{escape(summary_line(plan))}[/bold]", highlight=False)
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    return {"command": "plan", **plan.to_dict()}

@@ -1,0 +1,34 @@
+"""What umhctl remembers locally between runs: the outcome of the last apply per site (for --retry-failed)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from umhctl.fleet import Outcome
+
+
+def _state_file(blueprint: Path) -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    # Keyed by the blueprint's absolute path: two checkouts of one site keep separate records.
+    key = str(blueprint.resolve()).strip("/").replace("/", "%")
+    return Path(base) / "umhctl" / "runs" / f"{key}.json"
+
+
+def save_outcomes(blueprint: Path, outcomes: Sequence[Outcome]) -> None:
+    path = _state_file(blueprint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    previous.update({o.device: {"ok": o.ok, "error": o.error} for o in outcomes})
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(previous, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def last_failed(blueprint: Path) -> list[str]:
+    path = _state_file(blueprint)
+    if not path.exists():
+        return []
+    return sorted(name for name, result in json.loads(path.read_text()).items() if not result["ok"])
