@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from umhctl import __version__
-from umhctl.errors import BlueprintInvalid, UmhctlError
+from umhctl import __version__, options
+from umhctl.errors import UmhctlError
+from umhctl.options import BlueprintOpt, DeviceOpt, Output, OutputOpt, boundary, count, default_blueprint
+from umhctl.sim.cli import sim_app
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,69 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-class Output(StrEnum):
-    text = "text"
-    json = "json"
-
-
-def _default_blueprint() -> Path:
-    return Path(os.environ.get("UMHCTL_BLUEPRINT", "blueprint.yaml"))
-
-
-BlueprintOpt = Annotated[
-    Path,
-    typer.Option(
-        "-f",
-        "--file",
-        help="Site blueprint. Default: $UMHCTL_BLUEPRINT, else ./blueprint.yaml.",
-        default_factory=_default_blueprint,
-        show_default=False,
-    ),
-]
-OutputOpt = Annotated[Output, typer.Option("-o", "--output", help="text or json.")]
-
-_state = {"debug": False}
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def boundary(fn: F) -> F:
-    """Turn the project's errors into a clean message and exit code 1; no traceback unless --debug."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from umhctl import views
-
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except BlueprintInvalid as exc:
-            if _state["debug"]:
-                raise
-            views.show_diagnostics(exc.diagnostics, stderr=True)
-            views.show_error(str(exc))
-            raise typer.Exit(1) from None
-        except UmhctlError as exc:
-            if _state["debug"]:
-                raise
-            views.show_error(str(exc), exc.hint)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            views.show_error("interrupted")
-            raise typer.Exit(130) from None
-        except Exception as exc:
-            if _state["debug"]:
-                raise
-            views.show_error(f"internal error: {type(exc).__name__}: {exc}", "rerun with --debug for a traceback")
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+app.add_typer(sim_app, name="sim")
 
 
 def _version(value: bool) -> None:
@@ -107,7 +43,7 @@ def main_options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    _state["debug"] = debug
+    options.debug["on"] = debug
 
 
 @app.command()
@@ -131,14 +67,14 @@ def validate(file: BlueprintOpt, output: OutputOpt = Output.text) -> None:
         views.show_diagnostics(diagnostics)
         if blueprint is not None:
             counts = (
-                _count(len(blueprint.devices), "device"),
-                _count(len(blueprint.io_link_masters), "IO-Link master"),
-                _count(len(blueprint.sensors), "sensor"),
-                _count(len(blueprint.dashboards), "dashboard"),
+                count(len(blueprint.devices), "device"),
+                count(len(blueprint.io_link_masters), "IO-Link master"),
+                count(len(blueprint.sensors), "sensor"),
+                count(len(blueprint.dashboards), "dashboard"),
             )
             views.show_line(f"{file}: valid ({', '.join(counts)})")
         else:
-            views.show_line(f"{file}: {_count(sum(d.severity == 'error' for d in diagnostics), 'error')}")
+            views.show_line(f"{file}: {count(sum(d.severity == 'error' for d in diagnostics), 'error')}")
     raise typer.Exit(0 if blueprint is not None else 1)
 
 
@@ -149,11 +85,6 @@ def schema() -> None:
     from umhctl.blueprint.model import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
-
-
-DeviceOpt = Annotated[
-    list[str] | None, typer.Option("--device", help="Limit to this device (repeatable).", show_default=False)
-]
 
 
 @app.command()
@@ -193,7 +124,7 @@ def render(
     else:
         for r, path in written:
             views.show_line(f"{r.device}: {len(r.state.files)} files, {len(r.state.links)} links -> {path}")
-        views.show_line(f"rendered {_count(len(written), 'device')}{' (secrets redacted)' if redact else ''}")
+        views.show_line(f"rendered {count(len(written), 'device')}{' (secrets redacted)' if redact else ''}")
 
 
 SimOpt = Annotated[bool, typer.Option("--sim", help="Talk to the local simulated site (`umhctl sim up`).")]
@@ -290,7 +221,7 @@ def apply(
     from umhctl.runstate import last_failed, save_outcomes
 
     saved = load_plan(planfile) if planfile is not None else None
-    if saved is not None and file == _default_blueprint():
+    if saved is not None and file == default_blueprint():
         file = Path(saved.blueprint["path"])
     if retry_failed:
         failed = last_failed(file)

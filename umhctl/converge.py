@@ -160,7 +160,7 @@ def plan_site(
         Phase("planning", make),
         Phase("disconnecting", _disconnect, cleanup=True),
     ]
-    outcomes = run_fleet(runs, phases, parallel=parallel, console=console)
+    outcomes = run_fleet(runs, phases, parallel=parallel, console=console, log_phases=False)
     devices = []
     for run, outcome in zip(runs, outcomes, strict=True):
         if outcome.ok and run.plan is not None:
@@ -270,10 +270,9 @@ class Applier:
         facts = run.facts
         assert facts is not None
         if facts.fingerprint() != run.plan.fingerprint:
-            changed = _changed_paths(run.plan, facts)
+            changed = _changed_paths(run.plan, facts) or ["the applied-state record"]
             raise UmhctlError(
-                f"plan is stale for {run.device}: {', '.join(changed) or 'the device state'} changed since the "
-                "plan was made; run plan again"
+                f"plan is stale for {run.device}: {', '.join(changed)} changed since the plan was made; run plan again"
             )
 
     def apply(self, run: DeviceRun) -> None:
@@ -352,18 +351,10 @@ def _describe(plan: DevicePlan) -> str:
 
 
 def _changed_paths(plan: DevicePlan, facts: Facts) -> list[str]:
-    """Best effort: which of the plan's paths look different now (the fingerprint covers all of them)."""
-    changed = []
-    for change in plan.changes:
-        if change.kind not in ("file", "link"):
-            continue
-        fact = facts.path(change.target)
-        before = change.before or {}
-        now = fact.sha256 if fact.kind == "file" else fact.target if fact.kind == "link" else None
-        was = before.get("sha256") if change.kind == "file" else before.get("target")
-        if now != was:
-            changed.append(change.target)
-    return changed[:5]
+    """Which paths are not as they were when the plan was made (the record counts as a path too)."""
+    now = facts.path_states()
+    changed = sorted(p for p in set(now) | set(plan.path_states) if now.get(p) != plan.path_states.get(p))
+    return changed[:5] + ([f"and {len(changed) - 5} more"] if len(changed) > 5 else [])
 
 
 def apply_plan(

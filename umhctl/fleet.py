@@ -89,8 +89,9 @@ def _strip_device(message: str, device: str) -> str:
 class _Reporter:
     """Per-device progress: a live rich display on a terminal, plain "device: phase" lines otherwise."""
 
-    def __init__(self, console: Console, devices: Sequence[str]) -> None:
+    def __init__(self, console: Console, devices: Sequence[str], *, log_phases: bool) -> None:
         self.console = console
+        self.log_phases = log_phases
         self.lock = threading.Lock()
         self.progress: Progress | None = None
         self.tasks: dict[str, TaskID] = {}
@@ -118,7 +119,7 @@ class _Reporter:
     def phase(self, device: str, title: str) -> None:
         if self.progress:
             self.progress.update(self.tasks[device], description=title)
-        else:
+        elif self.log_phases:
             with self.lock:
                 self.console.print(f"{device}: {title}", highlight=False, markup=False)
 
@@ -128,9 +129,19 @@ class _Reporter:
             self.progress.update(self.tasks[outcome.device], description=state)
 
 
-def run_fleet(contexts: Sequence[C], phases: Sequence[Phase[C]], *, parallel: int, console: Console) -> list[Outcome]:
-    """Run the phases on every device, at most `parallel` at a time; outcomes in the order given."""
-    with _Reporter(console, [c.device for c in contexts]) as reporter:
+def run_fleet(
+    contexts: Sequence[C],
+    phases: Sequence[Phase[C]],
+    *,
+    parallel: int,
+    console: Console,
+    log_phases: bool = True,
+) -> list[Outcome]:
+    """Run the phases on every device, at most `parallel` at a time; outcomes in the order given.
+
+    Off a terminal, each phase is logged as a "device: phase" line unless `log_phases` is off (plan: quick,
+    and its result says everything)."""
+    with _Reporter(console, [c.device for c in contexts], log_phases=log_phases) as reporter:
 
         def one(ctx: C) -> Outcome:
             outcome = run_phases(ctx, phases, lambda title: reporter.phase(ctx.device, title))

@@ -60,18 +60,26 @@ def show_line(text: str) -> None:
 
 
 def show_outcomes(outcomes: Sequence[Outcome], *, title: str) -> None:
-    """The per-device result table at the end of a fleet run."""
+    """The per-device result table at the end of a fleet run (plain lines when not on a terminal: logs stay
+    greppable instead of wrapped into table cells)."""
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{title} results", title_justify="left")
-    for column in ("device", "result", "time", "details"):
-        table.add_column(column)
-    for o in outcomes:
-        result = "[green]ok[/green]" if o.ok else f"[red]failed[/red] ({escape(o.failed_phase or '')})"
-        details = escape(o.error if o.error else "; ".join(o.notes))
-        table.add_row(escape(o.device), result, f"{o.seconds:.1f} s", details)
-    _console().print(table)
+    console = _console()
+    if console.is_terminal:
+        table = Table(title=f"{title} results", title_justify="left")
+        for column in ("device", "result", "time", "details"):
+            table.add_column(column)
+        for o in outcomes:
+            result = "[green]ok[/green]" if o.ok else f"[red]failed[/red] ({escape(o.failed_phase or '')})"
+            details = escape(o.error if o.error else "; ".join(o.notes))
+            table.add_row(escape(o.device), result, f"{o.seconds:.1f} s", details)
+        console.print(table)
+    else:
+        for o in outcomes:
+            result = "ok" if o.ok else f"failed in {o.failed_phase}"
+            details = o.error if o.error else "; ".join(o.notes)
+            console.print(f"{o.device}: {result} ({o.seconds:.1f} s): {details}", markup=False, highlight=False)
     failed = sum(not o.ok for o in outcomes)
     if failed:
         show_line(f"{failed} of {len(outcomes)} devices failed; rerun only those with: umhctl apply --retry-failed")

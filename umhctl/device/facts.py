@@ -67,6 +67,18 @@ class Facts:
         }
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
+    def path_states(self) -> dict[str, str]:
+        """A short description of each path's state: what a stale-plan message compares."""
+        states = {}
+        for path, fact in sorted(self.paths.items()):
+            if fact.kind == "file":
+                states[path] = f"file {fact.mode or 0:04o} {fact.owner}:{fact.group} {fact.sha256}"
+            elif fact.kind == "link":
+                states[path] = f"link -> {fact.target}"
+            else:
+                states[path] = fact.other or fact.kind
+        return states
+
     def path(self, path: str) -> PathFact:
         return self.paths.get(path, PathFact("absent"))
 

@@ -62,6 +62,7 @@ class DevicePlan:
     changes: list[Change] = field(default_factory=list)
     daemon_reload: bool = False
     fingerprint: str = ""  # of the facts this plan was made against: a saved plan refuses a changed device
+    path_states: dict[str, str] = field(default_factory=dict)  # per path, to name what changed when stale
     error: str | None = None  # the device could not be planned (unreachable, ...)
     warnings: list[str] = field(default_factory=list)
 
@@ -79,6 +80,7 @@ class DevicePlan:
             "changes": [c.to_dict() for c in self.changes],
             "daemon_reload": self.daemon_reload,
             "fingerprint": self.fingerprint,
+            "path_states": self.path_states,
             "error": self.error,
             "warnings": self.warnings,
         }
@@ -91,6 +93,7 @@ class DevicePlan:
             changes=[Change.from_dict(c) for c in data["changes"]],
             daemon_reload=data["daemon_reload"],
             fingerprint=data["fingerprint"],
+            path_states=dict(data.get("path_states", {})),
             error=data["error"],
             warnings=list(data["warnings"]),
         )

@@ -171,5 +171,6 @@ def plan_device(
         changes=changes,
         daemon_reload=daemon_reload,
         fingerprint=facts.fingerprint(),
+        path_states=facts.path_states(),
         warnings=warnings,
     )

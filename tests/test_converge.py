@@ -1,0 +1,249 @@
+"""plan and apply against the simulated demo site: real sshd, real files, real git.
+
+One simulated site for the module. The blueprint lives in a scratch git repository so that commits, dirty
+checks and blueprint edits are real. Tests run in order; each leaves the site converged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from umhctl.cli import app
+from umhctl.sim.provision import IGNITION
+from umhctl.sim.state import SimSite
+
+from .conftest import BLUEPRINTS
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not IGNITION.exists() or not Path("/usr/sbin/sshd").exists(),
+    reason="simulated devices need root, ignition and openssh-server",
+)
+
+BASE = f"127.78.{os.getpid() % 250 + 1}.10"
+
+
+@dataclass
+class Site:
+    repo: Path
+    blueprint: Path
+    sim: SimSite
+
+    def run(self, *args: str, input: str | None = None) -> tuple[int, str, str]:
+        result = CliRunner().invoke(app, list(args), input=input)
+        return result.exit_code, result.stdout, result.stderr
+
+    def plan(self, *extra: str) -> tuple[int, dict]:
+        code, out, err = self.run("plan", "--sim", "-f", str(self.blueprint), "-o", "json", *extra)
+        assert out, err
+        return code, json.loads(out)
+
+    def apply(self, *extra: str) -> tuple[int, str]:
+        code, out, err = self.run("apply", "--sim", "-f", str(self.blueprint), "--yes", *extra)
+        return code, out + err
+
+    def edit(self, old: str, new: str, message: str) -> None:
+        text = self.blueprint.read_text()
+        assert old in text
+        self.blueprint.write_text(text.replace(old, new))
+        git(self.repo, "commit", "-qam", message)
+
+    def device_file(self, device: str, path: str) -> Path:
+        return self.sim.root(device) / path.lstrip("/")
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Site]:
+    work = Path(tempfile.mkdtemp(prefix="umhctl-converge-", dir="/tmp"))
+    saved = {
+        k: os.environ.get(k) for k in ("UMHCTL_SECRETS_DIR", "UMHCTL_SIM_STATE", "XDG_CACHE_HOME", "XDG_STATE_HOME")
+    }
+    os.environ.update(
+        UMHCTL_SECRETS_DIR=str(work / "secrets"),
+        UMHCTL_SIM_STATE=str(work / "sim"),
+        XDG_CACHE_HOME=str(work / "cache"),
+        XDG_STATE_HOME=str(work / "state"),
+    )
+    repo = work / "site"
+    shutil.copytree(BLUEPRINTS, repo)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "demo site")
+    blueprint = repo / "demo-site.yaml"
+    result = CliRunner().invoke(app, ["sim", "up", "-f", str(blueprint), "--base-address", BASE])
+    assert result.exit_code == 0, result.output
+    try:
+        yield Site(repo, blueprint, SimSite.load(blueprint))
+    finally:
+        CliRunner().invoke(app, ["sim", "down", "-f", str(blueprint)])
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_fresh_site_first_apply_takes_ownership_then_nothing_changes(site: Site) -> None:
+    code, plan = site.plan("--detailed-exitcode")
+    assert code == 2
+    assert plan["format_version"] == "1" and plan["command"] == "plan"
+    assert {c["kind"] for d in plan["devices"] for c in d["changes"]} == {"record"}
+    code, out = site.apply()
+    assert code == 0, out
+    code, plan = site.plan("--detailed-exitcode")
+    assert code == 0, plan
+    assert plan["summary"]["devices_changed"] == 0
+    record = json.loads(site.device_file("edge-01", "/var/lib/umhctl/applied.json").read_text())
+    assert record["blueprint"]["commit"] == git(site.repo, "rev-parse", "HEAD").strip()
+    assert record["blueprint"]["dirty"] is False
+    assert "/etc/rancher/k3s/config.yaml" in record["files"]
+
+
+def test_sensor_change_touches_exactly_the_affected_files_on_the_affected_devices(site: Site) -> None:
+    site.edit(
+        "{name: welding-distance, master: master-line1, port: 3,",
+        "{name: welding-distance, master: master-line2, port: 3,",
+        "move the welding distance sensor to master-line2",
+    )
+    code, plan = site.plan("--detailed-exitcode")
+    assert code == 2
+    changed = {d["device"]: [(c["action"], c["target"]) for c in d["changes"]] for d in plan["devices"] if d["changes"]}
+    manifests = "/var/lib/rancher/k3s/server/manifests"
+    assert changed == {
+        "edge-01": [("~", f"{manifests}/umhctl-converter-master-line1.yaml")],
+        "edge-02": [("~", f"{manifests}/umhctl-converter-master-line2.yaml")],
+    }
+    code, out = site.apply()
+    assert code == 0, out
+    assert site.plan("--detailed-exitcode")[0] == 0
+    converter = site.device_file("edge-02", f"{manifests}/umhctl-converter-master-line2.yaml").read_text()
+    assert "acme.cologne.assembly.line-1.welding" in converter
+
+
+def test_hand_edit_is_shown_as_drift_and_repaired(site: Site) -> None:
+    chrony = site.device_file("edge-01", "/etc/chrony.conf")
+    chrony.write_text(chrony.read_text() + "server 203.0.113.99 iburst\n")
+    code, plan = site.plan("--detailed-exitcode")
+    assert code == 2
+    (change,) = next(d for d in plan["devices"] if d["device"] == "edge-01")["changes"]
+    assert change["target"] == "/etc/chrony.conf" and change["drift"] is True
+    code, out, _ = site.run("plan", "--sim", "-f", str(site.blueprint))
+    assert "(drift)" in out and "Plan: 0 to add, 1 to change, 0 to delete on 1 of 3 devices." in out
+    assert site.apply()[0] == 0
+    assert "203.0.113.99" not in chrony.read_text()
+
+
+def test_secrets_are_sensitive_and_restarts_happen_in_order(site: Site) -> None:
+    site.edit("        dns: [192.0.2.53]\n  - name: edge-01", "        dns: [192.0.2.54]\n  - name: edge-01", "hub dns")
+    token = site.device_file("hub-01", "/etc/rancher/k3s/token")
+    token.write_text("tampered\n")
+    _, plan = site.plan()
+    hub = next(d for d in plan["devices"] if d["device"] == "hub-01")
+    by_target = {c["target"]: c for c in hub["changes"]}
+    assert by_target["/etc/rancher/k3s/token"]["sensitive"] is True
+    assert by_target["/etc/rancher/k3s/token"]["diff"] is None
+    restarts = [c["target"] for c in hub["changes"] if c["action"] == "↻"]
+    assert restarts == ["systemd-networkd.service", "k3s.service"]
+    _, text, _ = site.run("plan", "--sim", "-f", str(site.blueprint))
+    assert "tampered" not in text and "(sensitive)" in text
+    log = site.device_file("hub-01", "/var/log/umhctl-sim/systemctl.log")
+    before = log.read_text() if log.exists() else ""
+    assert site.apply()[0] == 0
+    calls = log.read_text()[len(before) :]
+    assert calls.index("restart -- systemd-networkd.service") < calls.index("restart -- k3s.service")
+    assert site.plan("--detailed-exitcode")[0] == 0
+
+
+def test_removed_file_is_deleted(site: Site) -> None:
+    text = site.blueprint.read_text()
+    start = text.index("\nfiles:\n")
+    site.blueprint.write_text(text[:start] + "\n")
+    git(site.repo, "commit", "-qam", "drop chrony.conf")
+    _, plan = site.plan()
+    deletes = {(d["device"], c["target"]) for d in plan["devices"] for c in d["changes"] if c["action"] == "-"}
+    assert deletes == {(name, "/etc/chrony.conf") for name in ("hub-01", "edge-01", "edge-02")}
+    assert site.apply()[0] == 0
+    assert not site.device_file("edge-01", "/etc/chrony.conf").exists()
+    assert site.plan("--detailed-exitcode")[0] == 0
+
+
+def test_saved_plan_refuses_a_device_that_changed_and_retry_failed_finishes(site: Site, tmp_path: Path) -> None:
+    hostname = site.device_file("edge-02", "/etc/hostname")
+    hostname.write_text("wrong\n")
+    planfile = tmp_path / "plan.json"
+    assert site.plan("--out", str(planfile))[0] == 0
+    saved = json.loads(planfile.read_text())
+    assert "wrong" not in planfile.read_text() and saved["blueprint"]["commit"]
+    hostname.write_text("changed again\n")
+    code, text, err = site.run("apply", str(planfile), "--sim", "--yes")
+    assert code == 1
+    assert "plan is stale for edge-02: /etc/hostname changed since the plan was made" in text + err
+    code, out = site.apply("--retry-failed")
+    assert code == 0, out
+    assert hostname.read_text() == "edge-02\n"
+
+
+def test_locked_device_is_refused_naming_the_holder_and_force_unlock_clears_it(site: Site) -> None:
+    lock = site.device_file("edge-01", "/var/lib/umhctl/lock.d")
+    lock.mkdir()
+    (lock / "info").write_text(f"{int(__import__('time').time())}\nalice <alice@example.com> pid 4242\n")
+    site.device_file("edge-01", "/etc/hostname").write_text("x\n")
+    code, out = site.apply()
+    assert code == 1
+    assert "locked by alice <alice@example.com> pid 4242" in out
+    assert site.device_file("edge-01", "/etc/hostname").read_text() == "x\n", "nothing changed on a locked device"
+    code, out = site.apply("--force-unlock")
+    assert code == 0, out
+    assert not lock.exists()
+    assert site.plan("--detailed-exitcode")[0] == 0
+
+
+def test_dirty_blueprint_is_refused_unless_allowed(site: Site) -> None:
+    text = site.blueprint.read_text()
+    site.blueprint.write_text(text.replace("description: Demo plant", "description: Dirty demo plant"))
+    site.device_file("edge-02", "/etc/hostname").write_text("x\n")
+    code, out = site.apply()
+    assert code == 1 and "uncommitted changes" in out and "--allow-dirty" in out
+    code, out = site.apply("--allow-dirty")
+    assert code == 0, out
+    record = json.loads(site.device_file("edge-02", "/var/lib/umhctl/applied.json").read_text())
+    assert record["blueprint"]["dirty"] is True
+    git(site.repo, "checkout", "--", site.blueprint.name)
+
+
+def test_without_a_terminal_apply_needs_yes(site: Site) -> None:
+    site.device_file("edge-02", "/etc/hostname").write_text("x\n")
+    code, out, err = site.run("apply", "--sim", "-f", str(site.blueprint))
+    assert code == 1 and "--yes" in out + err
+    assert site.device_file("edge-02", "/etc/hostname").read_text() == "x\n"
+    assert site.apply()[0] == 0
+
+
+def test_host_key_mismatch_is_refused_with_both_fingerprints(site: Site) -> None:
+    known_hosts = site.sim.known_hosts
+    original = known_hosts.read_text()
+    address = site.sim.endpoint("edge-01")[0]
+    other_key = next(line.split(" ", 1)[1] for line in original.splitlines() if not line.startswith(address + " "))
+    lines = [f"{address} {other_key}" if line.startswith(address + " ") else line for line in original.splitlines()]
+    known_hosts.write_text("\n".join(lines) + "\n")
+    try:
+        code, plan = site.plan("--device", "edge-01")
+        assert code == 1
+        error = plan["devices"][0]["error"]
+        assert "host key mismatch" in error and error.count("SHA256:") == 2
+    finally:
+        known_hosts.write_text(original)
