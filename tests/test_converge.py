@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(
     reason="simulated devices need root, ignition and openssh-server",
 )
 
-BASE = f"127.78.{os.getpid() % 250 + 1}.10"
+BASE = f"127.81.{os.getpid() % 250 + 1}.10"
 
 
 @dataclass

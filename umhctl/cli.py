@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -295,6 +297,144 @@ def apply(
     else:
         views.show_outcomes(outcomes, title="Apply")
     raise typer.Exit(1 if work.has_errors or any(not o.ok for o in outcomes) else 0)
+
+
+reset_app = typer.Typer(name="reset", help="Rebuild a device from the blueprint.", no_args_is_help=True)
+app.add_typer(reset_app, name="reset")
+
+
+@reset_app.command("device")
+@boundary
+def reset_device(
+    name: Annotated[str, typer.Argument(help="The device to rebuild.")],
+    file: BlueprintOpt,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    media: Annotated[
+        Path | None,
+        typer.Option("--media", help="Write install media for a dead or replaced device into DIR/<device>/."),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for a reinstalled device to come up, then apply and verify.")
+    ] = False,
+    backup: Annotated[
+        Path | None, typer.Option("--backup", help="Save the blueprint's data paths into DIR first.")
+    ] = None,
+    rotate_host_key: Annotated[
+        bool, typer.Option("--rotate-host-key", help="Give the device a new SSH host key (known_hosts is updated).")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Reset a hub even while edge devices depend on it.")] = False,
+    allow_dirty: Annotated[
+        bool, typer.Option("--allow-dirty", help="Use a blueprint with uncommitted changes.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=5, help="Seconds to wait for the device to come back.")
+    ] = 900.0,
+    sim: SimOpt = False,
+    identity: IdentityOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Rebuild one device: stage flatcar-reset with its Ignition config, reboot, wait, apply, verify."""
+    import sys
+
+    from umhctl import views
+    from umhctl.blueprint.loader import load_blueprint
+    from umhctl.converge import Applier, ContentCache, targets
+    from umhctl.device.ssh import key_fingerprint
+    from umhctl.gitinfo import blueprint_version
+    from umhctl.render import render_site
+    from umhctl.render.ignition import ignition_json
+    from umhctl.reset import ResetRun, dependent_edges, run_reset, trust_host_key, validate_ignition, write_media
+    from umhctl.secrets import SecretStore
+
+    loaded = load_blueprint(file)
+    bp = loaded.blueprint
+    if name not in [d.name for d in bp.devices]:
+        raise UmhctlError(f"no device '{name}' in {file}", hint="devices: " + ", ".join(d.name for d in bp.devices))
+    version = blueprint_version(loaded.path)
+    if version.dirty and not allow_dirty:
+        raise UmhctlError(
+            f"{file} has uncommitted changes ({version.describe()}); a rebuilt device must match what is in git",
+            hint="commit the blueprint first, or pass --allow-dirty",
+        )
+    edges = dependent_edges(loaded, name)
+    if edges and not force and media is None:
+        raise UmhctlError(
+            f"{name} is the hub of {', '.join(edges)}: they lose their broker while it is rebuilt",
+            hint="pass --force to reset it anyway",
+        )
+    secrets = SecretStore.for_blueprint(bp, loaded.path.parent)
+    trust_new_key, old_key = None, None
+    if rotate_host_key:
+        old_key = key_fingerprint(base64.b64decode(secrets.host_key(name).public.split()[1]))
+        key = secrets.rotate_host_key(name)
+        trust_new_key = functools.partial(trust_host_key, loaded, name, key.public, sim=sim)
+        views.show_line(f"{name}: new host key {key.public.split()[1][:20]}… (known_hosts switches after the reboot)")
+    (render,) = render_site(loaded, secrets, devices=[name])
+    ignition = ignition_json(render.ignition)
+    if media is not None:
+        target_dir = write_media(loaded, name, ignition, media)
+        problem = validate_ignition(target_dir / "ignition.json")
+        if problem:
+            raise UmhctlError(f"ignition-validate rejects the media's config: {problem}")
+        views.show_line(f"Install media for {name} written to {target_dir}:")
+        views.show_line((target_dir / "install-command.txt").read_text().strip())
+        views.show_line(f"Instructions: {target_dir / 'INSTRUCTIONS.txt'}")
+        if not wait:
+            if trust_new_key is not None:
+                trust_new_key()
+            raise typer.Exit(0)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UmhctlError("refusing to reset without confirmation: no terminal to ask on", hint="pass --yes")
+        action = "wait for and configure" if wait else "wipe and rebuild"
+        answer = typer.prompt(f"This will {action} {name}. Type the device name to confirm", default="")
+        if answer != name:
+            views.show_line("Reset cancelled.")
+            raise typer.Exit(1)
+    (target,) = targets(loaded, secrets, devices=[name], sim=sim, identity=identity)
+    cache = ContentCache()
+    info = {"path": str(loaded.path), "site": bp.metadata.name, "commit": version.commit, "dirty": version.dirty}
+    run = ResetRun(
+        name,
+        target,
+        ignition=ignition,
+        keep=list(bp.reset.keep),
+        data=list(bp.reset.data),
+        backup=backup,
+        wait_only=wait,
+        timeout=timeout,
+        hostname=bp.device(name).host_name,
+        trust_new_key=trust_new_key,
+        old_key_fingerprint=old_key,
+    )
+    outcome = run_reset(run, Applier(info, cache, force_unlock=False), cache, _stderr_console())
+    if output is Output.json:
+        views.print_json(
+            {
+                "command": "reset device",
+                "device": name,
+                "ok": outcome.ok,
+                "error": outcome.error,
+                "failed_phase": outcome.failed_phase,
+                "phases": [{"phase": title, "seconds": round(t, 3)} for title, t in outcome.timings],
+                "seconds": round(outcome.seconds, 3),
+                "notes": outcome.notes,
+            }
+        )
+    else:
+        views.show_timings(outcome, title=f"reset device {name}")
+    if not outcome.ok:
+        hint = None
+        if outcome.failed_phase in (
+            "waiting for the device",
+            "checking its identity",
+            "planning",
+            "applying the blueprint",
+            "restarting units",
+            "verifying",
+        ):
+            hint = f"the device was reset; once it answers, finish with: umhctl reset device {name} --wait"
+        raise UmhctlError(f"reset of {name} failed while {outcome.failed_phase}: {outcome.error}", hint=hint)
 
 
 def main() -> None:

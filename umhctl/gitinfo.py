@@ -54,3 +54,17 @@ def operator() -> str:
     if name:
         return f"{name} <{email}>" if email else name
     return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def commit_file(path: Path, message: str) -> str | None:
+    """Commit one file (e.g. known_hosts after a host-key rotation); the new commit, or None outside git."""
+    directory = path.resolve().parent
+    if _git(directory, "rev-parse", "--show-toplevel") is None:
+        return None
+    if (
+        _git(directory, "add", "--", path.name) is None
+        or _git(directory, "commit", "-q", "-m", message, "--", path.name) is None
+    ):
+        return None
+    commit = _git(directory, "rev-parse", "HEAD")
+    return commit.strip() if commit else None

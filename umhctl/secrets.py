@@ -91,6 +91,15 @@ class SecretStore:
         self.handed_out.add(key.private)
         return key
 
+    def rotate_host_key(self, device: str) -> HostKey:
+        """Replace the device's host key with a new one (the old one is kept as .old until the next rotation)."""
+        private = self.directory / f"ssh-host-key.{device}"
+        with self._locked():
+            for path in (private, private.with_suffix(private.suffix + ".pub")):
+                if path.exists():
+                    os.replace(path, path.with_name(path.name + ".old"))
+        return self.host_key(device)
+
     def _generated(self, filename: str, spec: GenerateSpec) -> str:
         path = self.directory / filename
         with self._locked():

@@ -83,3 +83,23 @@ def show_outcomes(outcomes: Sequence[Outcome], *, title: str) -> None:
     failed = sum(not o.ok for o in outcomes)
     if failed:
         show_line(f"{failed} of {len(outcomes)} devices failed; rerun only those with: umhctl apply --retry-failed")
+
+
+def show_timings(outcome: Outcome, *, title: str) -> None:
+    """A timed summary of each phase of one device's run."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("phase")
+    table.add_column("time", justify="right")
+    for phase, seconds in outcome.timings:
+        failed = not outcome.ok and phase == outcome.failed_phase
+        table.add_row(escape(phase) + (" [red](failed)[/red]" if failed else ""), f"{seconds:.1f} s")
+    table.add_row("[bold]total[/bold]", f"[bold]{outcome.seconds:.1f} s[/bold]")
+    console = _console()
+    console.print(table)
+    for note in outcome.notes:
+        console.print(f"  {escape(note)}", highlight=False)
+    if outcome.ok:
+        console.print(f"[green]{escape(outcome.device)} is rebuilt and matches the blueprint.[/green]")

@@ -393,6 +393,19 @@ class Updates(Model):
     reboot_strategy: Literal["off", "reboot", "etcd-lock"] = "off"
 
 
+class ResetPolicy(Model):
+    """What `umhctl reset device` keeps and backs up."""
+
+    keep: list[AbsolutePath] = Field(
+        default=[],
+        description="Paths kept across a reset (egrep regexes for absolute paths allowed), besides the SSH host keys.",
+    )
+    data: list[AbsolutePath] = Field(
+        default=["/var/lib/rancher/k3s/storage"],
+        description="Data paths `reset device --backup DIR` saves first (k3s keeps volumes here by default).",
+    )
+
+
 class Os(Model):
     timezone: Timezone = "UTC"
     updates: Updates = Updates()
@@ -492,6 +505,7 @@ class SiteBlueprint(Model):
     versions: Versions
     access: Access
     os: Os = Os()
+    reset: ResetPolicy = ResetPolicy()
     secrets: dict[SecretName, SecretRef] = {}
     devices: list[Device] = Field(min_length=1)
     brokers: list[Broker] = []

@@ -40,9 +40,19 @@ class Result:
     stderr: str
 
 
+class HostKeyMismatch(UmhctlError):
+    def __init__(self, message: str, *, hint: str, presented: str) -> None:
+        super().__init__(message, hint=hint)
+        self.presented = presented
+
+
 def fingerprint(key: paramiko.PKey) -> str:
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+    return key_fingerprint(key.asbytes())
+
+
+def key_fingerprint(blob: bytes) -> str:
+    """OpenSSH's SHA256 fingerprint of a public key's wire-format data."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
 class Connection:
@@ -58,7 +68,12 @@ class Connection:
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
             raise UmhctlError(f"{self.endpoint.device}: the SSH connection is closed")
-        channel = transport.open_session(timeout=CONNECT_TIMEOUT)
+        import paramiko
+
+        try:
+            channel = transport.open_session(timeout=CONNECT_TIMEOUT)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise UmhctlError(f"{self.endpoint.device}: SSH session failed: {exc or type(exc).__name__}") from None
         try:
             channel.settimeout(timeout)
             channel.exec_command(command)
@@ -126,12 +141,13 @@ def connect(endpoint: Endpoint, *, timeout: float = CONNECT_TIMEOUT) -> Connecti
         )
     except paramiko.BadHostKeyException as exc:
         client.close()
-        raise UmhctlError(
+        raise HostKeyMismatch(
             f"{endpoint.device}: host key mismatch at {where}: the device presents {fingerprint(exc.key)}, "
             f"known_hosts expects {fingerprint(exc.expected_key)}. Refusing to connect",
             hint=f"if the device was replaced, run `umhctl reset device {endpoint.device}`; "
             f"otherwise someone may be intercepting the connection. To accept a new key on purpose, edit "
             f"{endpoint.known_hosts}",
+            presented=fingerprint(exc.key),
         ) from None
     except paramiko.SSHException as exc:
         client.close()
