@@ -57,8 +57,10 @@ def main() -> None:
             for p in result["phases"]:
                 phases.setdefault(p["phase"], []).append(p["seconds"])
         print(f"reset device edge-01 on the simulated demo site: {args.runs} runs")
-        print(f"  command to verified device (wall, incl. CLI start): median {statistics.median(walls):.2f} s, "
-              f"max {max(walls):.2f} s (target < 60 s)")
+        print(
+            f"  command to verified device (wall, incl. CLI start): median {statistics.median(walls):.2f} s, "
+            f"max {max(walls):.2f} s (target < 60 s)"
+        )
         for name, values in phases.items():
             print(f"  {name:28s} median {statistics.median(values):6.2f} s")
     finally:

@@ -34,8 +34,11 @@ def test_wheel_ships_templates_and_uses_them(tmp_path: Path) -> None:
     expected = {f"umhctl/templates/{p.relative_to(ROOT / 'templates')}" for p in (ROOT / "templates").rglob("*.j2")}
     assert expected and expected <= shipped
     # The simulated site's non-Python parts (shell stand-ins run inside devices) ship too.
-    sim = {f"umhctl/sim/{p.relative_to(ROOT / 'umhctl' / 'sim')}" for p in (ROOT / "umhctl" / "sim").rglob("*")
-           if p.is_file() and p.suffix != ".pyc" and "__pycache__" not in p.parts}
+    sim = {
+        f"umhctl/sim/{p.relative_to(ROOT / 'umhctl' / 'sim')}"
+        for p in (ROOT / "umhctl" / "sim").rglob("*")
+        if p.is_file() and p.suffix != ".pyc" and "__pycache__" not in p.parts
+    }
     assert sim <= set(names), sim - set(names)
     # A real (non-editable) install into a fresh target, run from elsewhere: it must find its own templates.
     target = tmp_path / "site"
