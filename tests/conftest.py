@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,3 +35,47 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="rewrite tests/golden/ from the current renderers (review the diff!)",
     )
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+@contextmanager
+def simulated_demo_site(base_address: str) -> Iterator[Path]:
+    """The demo blueprint in a scratch git repository, its simulated site up; yields the blueprint path.
+
+    umhctl's secret store, simulated-site state, content cache and run state all point into the scratch
+    directory for the duration, so a developer's own sites are never touched.
+    """
+    from typer.testing import CliRunner
+
+    from umhctl.cli import app
+
+    work = Path(tempfile.mkdtemp(prefix="umhctl-site-", dir="/tmp"))
+    keys = ("UMHCTL_SECRETS_DIR", "UMHCTL_SIM_STATE", "XDG_CACHE_HOME", "XDG_STATE_HOME")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(
+        UMHCTL_SECRETS_DIR=str(work / "secrets"),
+        UMHCTL_SIM_STATE=str(work / "sim"),
+        XDG_CACHE_HOME=str(work / "cache"),
+        XDG_STATE_HOME=str(work / "state"),
+    )
+    repo = work / "site"
+    shutil.copytree(BLUEPRINTS, repo)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "demo site")
+    blueprint = repo / "demo-site.yaml"
+    result = CliRunner().invoke(app, ["sim", "up", "-f", str(blueprint), "--base-address", base_address])
+    assert result.exit_code == 0, result.output
+    try:
+        yield blueprint
+    finally:
+        CliRunner().invoke(app, ["sim", "down", "-f", str(blueprint)])
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(work, ignore_errors=True)

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +19,7 @@ from umhctl.cli import app
 from umhctl.sim.provision import IGNITION
 from umhctl.sim.state import SimSite
 
-from .conftest import BLUEPRINTS
+from .conftest import git, simulated_demo_site
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not IGNITION.exists() or not Path("/usr/sbin/sshd").exists(),
@@ -61,40 +58,10 @@ class Site:
         return self.sim.root(device) / path.lstrip("/")
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
-
-
 @pytest.fixture(scope="module")
 def site() -> Iterator[Site]:
-    work = Path(tempfile.mkdtemp(prefix="umhctl-converge-", dir="/tmp"))
-    saved = {
-        k: os.environ.get(k) for k in ("UMHCTL_SECRETS_DIR", "UMHCTL_SIM_STATE", "XDG_CACHE_HOME", "XDG_STATE_HOME")
-    }
-    os.environ.update(
-        UMHCTL_SECRETS_DIR=str(work / "secrets"),
-        UMHCTL_SIM_STATE=str(work / "sim"),
-        XDG_CACHE_HOME=str(work / "cache"),
-        XDG_STATE_HOME=str(work / "state"),
-    )
-    repo = work / "site"
-    shutil.copytree(BLUEPRINTS, repo)
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "demo site")
-    blueprint = repo / "demo-site.yaml"
-    result = CliRunner().invoke(app, ["sim", "up", "-f", str(blueprint), "--base-address", BASE])
-    assert result.exit_code == 0, result.output
-    try:
-        yield Site(repo, blueprint, SimSite.load(blueprint))
-    finally:
-        CliRunner().invoke(app, ["sim", "down", "-f", str(blueprint)])
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        shutil.rmtree(work, ignore_errors=True)
+    with simulated_demo_site(BASE) as blueprint:
+        yield Site(blueprint.parent, blueprint, SimSite.load(blueprint))
 
 
 def test_fresh_site_first_apply_takes_ownership_then_nothing_changes(site: Site) -> None:

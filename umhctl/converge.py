@@ -337,17 +337,13 @@ def _has_restarts(run: DeviceRun) -> bool:
 
 
 def _describe(plan: DevicePlan) -> str:
-    parts = []
-    for action, word in (
-        (Action.CREATE, "created"),
-        (Action.UPDATE, "updated"),
-        (Action.REPLACE, "replaced"),
-        (Action.DELETE, "deleted"),
-    ):
-        n = plan.count(action)
-        if n:
-            parts.append(f"{n} {word}")
-    return ", ".join(parts) or "record written"
+    words = {Action.CREATE: "created", Action.UPDATE: "updated", Action.REPLACE: "replaced", Action.DELETE: "deleted"}
+    counts = {word: 0 for word in words.values()}
+    for change in plan.changes:
+        if change.kind in ("file", "link") and change.action in words:
+            counts[words[change.action]] += 1
+    parts = [f"{n} {word}" for word, n in counts.items() if n]
+    return ", ".join(parts) or "applied-state record written (umhctl now owns the device's files)"
 
 
 def _changed_paths(plan: DevicePlan, facts: Facts) -> list[str]:

@@ -120,34 +120,28 @@ class SecretStore:
             yield
 
     def _keygen(self, private: Path, device: str) -> None:
-        with tempfile.TemporaryDirectory(dir=self.directory) as tmp:
-            out = Path(tmp) / "key"
-            try:
-                subprocess.run(
-                    [
-                        "ssh-keygen",
-                        "-q",
-                        "-t",
-                        "ed25519",
-                        "-N",
-                        "",
-                        "-C",
-                        f"{device}@{self.blueprint.metadata.name}",
-                        "-f",
-                        str(out),
-                    ],
-                    check=True,
-                    capture_output=True,
-                    timeout=30,
-                )
-            except FileNotFoundError:
-                raise UmhctlError(
-                    "ssh-keygen is missing: it generates device host keys", hint="apt-get install openssh-client"
-                ) from None
-            except subprocess.CalledProcessError as exc:
-                raise UmhctlError(f"ssh-keygen failed: {exc.stderr.decode(errors='replace').strip()}") from None
-            os.replace(out.with_suffix(".pub"), private.with_suffix(private.suffix + ".pub"))
-            os.replace(out, private)
+        generate_ed25519(private, f"{device}@{self.blueprint.metadata.name}")
+
+
+def generate_ed25519(private: Path, comment: str) -> None:
+    """A new ed25519 key pair at `private` (+ .pub), written atomically (ssh-keygen, from openssh-client)."""
+    with tempfile.TemporaryDirectory(dir=private.parent) as tmp:
+        out = Path(tmp) / "key"
+        try:
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(out)],
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
+        except FileNotFoundError:
+            raise UmhctlError(
+                "ssh-keygen is missing: umhctl generates SSH keys with it", hint="apt-get install openssh-client"
+            ) from None
+        except subprocess.CalledProcessError as exc:
+            raise UmhctlError(f"ssh-keygen failed: {exc.stderr.decode(errors='replace').strip()}") from None
+        os.replace(out.with_suffix(".pub"), private.with_suffix(private.suffix + ".pub"))
+        os.replace(out, private)
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,10 @@ class Connection:
 
 def connect(endpoint: Endpoint, *, timeout: float = CONNECT_TIMEOUT) -> Connection:
     import paramiko  # heavy: only commands that talk to devices pay for it
+
+    # paramiko logs dropped connections (e.g. a rebooting device) itself; umhctl reports what matters.
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
+    logging.getLogger("paramiko").propagate = False
 
     where = f"{endpoint.address}:{endpoint.port}"
     if not endpoint.known_hosts.is_file():

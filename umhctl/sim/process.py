@@ -161,3 +161,8 @@ def _ancestors(pid: int) -> list[int]:
         pid = int(stat[stat.rindex(")") + 2 :].split()[1])
         result.append(pid)
     return result
+
+
+def in_private_mounts(script: str, *args: str) -> list[str]:
+    """argv running `sh -c script sh ARGS...` in a private mount namespace: its bind mounts end with it."""
+    return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", *args]

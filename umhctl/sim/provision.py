@@ -20,6 +20,7 @@ from typing import Any
 
 from umhctl.errors import UmhctlError
 from umhctl.render.ignition import offline_variant
+from umhctl.sim.process import in_private_mounts
 
 IGNITION = Path("/usr/lib/dracut/modules.d/30ignition/ignition")
 CORE_UID = 500
@@ -267,17 +268,8 @@ def _via_searchable_mount(root: Path, work: Path, common: list[str]) -> list[str
     os.chmod(work, 0o711)
     mnt = work / "root"
     mnt.mkdir()
-    script = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
-    return [
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        "/bin/sh",
-        "-c",
-        script,
-        "sh",
+    return in_private_mounts(
+        'mount --bind "$1" "$2" && shift 2 && exec "$@"',
         str(root),
         str(mnt),
         str(IGNITION),
@@ -286,7 +278,7 @@ def _via_searchable_mount(root: Path, work: Path, common: list[str]) -> list[str
         "-root",
         str(mnt),
         *common,
-    ]
+    )
 
 
 def _reachable_by_core(root: Path) -> bool:

@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 from umhctl.errors import UmhctlError
+from umhctl.sim.process import in_private_mounts
 
 RESET_FLAG = "selective-os-reset"
 FIRST_BOOT = "boot/flatcar/first_boot"
@@ -38,17 +39,8 @@ def selective_reset(root: Path) -> list[str]:
     prune: list[str] = []
     for path in _PRUNED:
         prune += ["-path", path, "-o"]
-    script = 'mount --bind /usr "$1/usr" && root=$1 && shift && exec chroot "$root" "$@"'
-    argv = [
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        "/bin/sh",
-        "-c",
-        script,
-        "sh",
+    argv = in_private_mounts(
+        'mount --bind /usr "$1/usr" && root=$1 && shift && exec chroot "$root" "$@"',
         str(root),
         "/usr/bin/find",
         "/",
@@ -64,7 +56,7 @@ def selective_reset(root: Path) -> list[str]:
         "-regex",
         regex,
         "-print0",
-    ]
+    )
     proc = subprocess.run(argv, capture_output=True, timeout=60)
     if proc.returncode != 0:
         raise UmhctlError(f"selective reset: find failed: {proc.stderr.decode(errors='replace').strip()}")

@@ -20,7 +20,6 @@ import contextlib
 import fcntl
 import json
 import os
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from umhctl.errors import UmhctlError
+from umhctl.secrets import generate_ed25519
 from umhctl.sim.net import assert_loopback
 from umhctl.sim.process import WATCHER_MODULE, alive, cmdline, is_device_process
 
@@ -182,30 +182,7 @@ class SimSite:
     def ensure_identity(self) -> str:
         """The operator's public key; the key pair is generated once in the state dir."""
         if not self.identity.exists():
-            with tempfile.TemporaryDirectory(dir=self.state_dir) as tmp:
-                key = Path(tmp) / "key"
-                try:
-                    subprocess.run(
-                        [
-                            "ssh-keygen",
-                            "-q",
-                            "-t",
-                            "ed25519",
-                            "-N",
-                            "",
-                            "-C",
-                            f"umhctl-sim@{self.site}",
-                            "-f",
-                            str(key),
-                        ],
-                        check=True,
-                        capture_output=True,
-                        timeout=30,
-                    )
-                except FileNotFoundError:
-                    raise UmhctlError("ssh-keygen is missing", hint="apt-get install openssh-client") from None
-                os.replace(key.with_suffix(".pub"), self.identity.with_suffix(".pub"))
-                os.replace(key, self.identity)
+            generate_ed25519(self.identity, f"umhctl-sim@{self.site}")
         return self.identity.with_suffix(".pub").read_text().strip()
 
 
