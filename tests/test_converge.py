@@ -214,3 +214,64 @@ def test_host_key_mismatch_is_refused_with_both_fingerprints(site: Site) -> None
         assert "host key mismatch" in error and error.count("SHA256:") == 2
     finally:
         known_hosts.write_text(original)
+
+
+def test_removed_dashboard_deletes_its_file(site: Site) -> None:
+    text = site.blueprint.read_text()
+    start = text.index("\ndashboards:\n")
+    end = text.find("\nfiles:\n") if "\nfiles:\n" in text else len(text)
+    site.blueprint.write_text(text[:start] + "\n" + text[end:])
+    git(site.repo, "commit", "-qam", "drop the line-overview dashboard")
+    dashboard = "/var/lib/rancher/k3s/server/manifests/umhctl-dashboard-line-overview.yaml"
+    _, plan = site.plan()
+    (hub,) = [d for d in plan["devices"] if d["changes"]]
+    actions = {(c["action"], c["target"]) for c in hub["changes"]}
+    assert ("-", dashboard) in actions
+    assert ("~", "/var/lib/rancher/k3s/server/manifests/united-manufacturing-hub.yaml") in actions
+    assert site.apply()[0] == 0
+    assert not site.device_file("hub-01", dashboard).exists()
+    assert site.plan("--detailed-exitcode")[0] == 0
+
+
+def test_unreachable_device_does_not_stop_the_others(site: Site) -> None:
+    from umhctl.sim.site import reboot_device
+
+    for device in ("hub-01", "edge-01"):
+        site.device_file(device, "/etc/hostname").write_text("x\n")
+    reboot_device(site.sim.state_dir, "edge-02", power_off=True)
+    try:
+        code, out = site.apply()
+        assert code == 1
+        assert "edge-02: failed in planning" in out and "cannot reach" in out
+        assert "hub-01: ok" in out and "edge-01: ok" in out
+        assert site.device_file("hub-01", "/etc/hostname").read_text() == "hub-01\n"
+    finally:
+        assert site.run("sim", "up", "-f", str(site.blueprint))[0] == 0
+    assert site.plan("--detailed-exitcode")[0] == 0
+
+
+def test_secret_values_never_appear_in_plans_or_logs(site: Site, tmp_path: Path) -> None:
+    store = Path(os.environ["UMHCTL_SECRETS_DIR"]) / "demo-site"
+    secrets = set()
+    for path in store.iterdir():
+        if path.is_file() and not path.name.endswith(".pub") and not path.name.startswith("."):
+            text = path.read_text()
+            secrets |= {text.strip()} | {line for line in text.splitlines() if len(line) > 20 and "PRIVATE" not in line}
+    assert len(secrets) >= 6
+    # Make secret-bearing files differ, so the plan has something to say about them.
+    site.device_file("hub-01", "/etc/rancher/k3s/token").write_text("tampered\n")
+    site.device_file("hub-01", "/var/lib/rancher/k3s/server/manifests/umhctl-secrets.yaml").write_text("x: 1\n")
+    site.device_file("edge-01", "/etc/rancher/k3s/token").write_text("tampered too\n")
+    planfile = tmp_path / "plan.json"
+    outputs = [
+        site.run("plan", "--sim", "-f", str(site.blueprint)),
+        site.run("plan", "--sim", "-f", str(site.blueprint), "-o", "json", "--out", str(planfile)),
+        site.run("apply", "--sim", "-f", str(site.blueprint), "--yes"),
+        site.run("apply", "--sim", "-f", str(site.blueprint), "--yes", "-o", "json"),
+    ]
+    texts = [out + err for _, out, err in outputs] + [planfile.read_text()]
+    assert "(sensitive)" in texts[0] and '"sensitive": true' in texts[1]
+    for text in texts:
+        leaked = [s for s in secrets if s in text]
+        assert leaked == []
+    assert site.plan("--detailed-exitcode")[0] == 0

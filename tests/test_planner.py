@@ -125,7 +125,7 @@ def test_plan_json_round_trip_and_summary() -> None:
 
 
 def test_probe_reads_real_files_with_bash(tmp_path: Path) -> None:
-    regular = tmp_path / "a file with spaces.conf"
+    regular = tmp_path / "a-file.conf"
     regular.write_bytes(b"hello\n")
     os.chmod(regular, 0o640)
     link = tmp_path / "link"
@@ -149,4 +149,6 @@ def test_truncated_probe_output_is_an_error() -> None:
     from umhctl.errors import UmhctlError
 
     with pytest.raises(UmhctlError, match="ended early"):
-        parse_facts("A\tL2V0Yw==\n", "edge-01")
+        parse_facts("P\n/etc/hostname\tf\t644\troot\troot\t\nS\n", "edge-01")
+    with pytest.raises(UmhctlError, match="cannot read"):
+        parse_facts("garbage before any section\nE\n", "edge-01")

@@ -103,8 +103,14 @@ def test_hub_values_content_is_plain_yaml_without_secrets(renders) -> None:
     mqtt = next(s for s in sources if s["type"] == "grafana-mqtt-datasource")
     assert mqtt["uid"] == "mqtt"
     providers = grafana["dashboardProviders"]["dashboardproviders.yaml"]["providers"]
-    assert [(p["name"], p["folder"]) for p in providers] == [("umhctl-production", "Production")]
-    dashboard = json.loads(grafana["dashboards"]["umhctl-production"]["line-overview"]["json"])
+    assert [(p["name"], p["folder"], p["options"]["path"]) for p in providers] == [
+        ("umhctl-line-overview", "Production", "/var/lib/grafana/dashboards/umhctl-line-overview")
+    ]
+    assert grafana["dashboardsConfigMaps"] == {"umhctl-line-overview": "umhctl-dashboard-line-overview"}
+    (configmap,) = _docs(hub.state.file(f"{K3S_MANIFESTS}/umhctl-dashboard-line-overview.yaml").content.decode())
+    assert configmap["metadata"]["name"] == "umhctl-dashboard-line-overview"
+    assert configmap["metadata"]["namespace"] == "united-manufacturing-hub"
+    dashboard = json.loads(configmap["data"]["line-overview.json"])
     assert dashboard["uid"] == "line-overview"
     for store_value in ("changeme",):
         assert store_value not in spec["valuesContent"]
@@ -129,9 +135,11 @@ def test_dashboards_only_on_their_hubs(renders) -> None:
             continue
         (chart,) = _docs(r.state.file(f"{K3S_MANIFESTS}/united-manufacturing-hub.yaml").content.decode())
         values = YAML(typ="safe", pure=True).load(chart["spec"]["valuesContent"])
-        shown = {name for folder in values["grafana"]["dashboards"].values() for name in folder}
-        expected = {d.name for d in bp.dashboards if d.devices is None or r.device in d.devices}
+        shown = set(values["grafana"]["dashboardsConfigMaps"].values())
+        expected = {f"umhctl-dashboard-{d.name}" for d in bp.dashboards if d.devices is None or r.device in d.devices}
         assert shown == expected
+        files = {f.path.rsplit("/", 1)[1] for f in r.state.files if "umhctl-dashboard-" in f.path}
+        assert files == {f"{name}.yaml" for name in expected}
 
 
 def test_converters_publish_each_sensor_to_its_isa95_topic(renders) -> None:

@@ -12,7 +12,16 @@ import typer
 
 from umhctl import __version__, options
 from umhctl.errors import UmhctlError
-from umhctl.options import BlueprintOpt, DeviceOpt, Output, OutputOpt, boundary, count, default_blueprint
+from umhctl.options import (
+    DEFAULT_PARALLEL,
+    BlueprintOpt,
+    DeviceOpt,
+    Output,
+    OutputOpt,
+    boundary,
+    count,
+    default_blueprint,
+)
 from umhctl.sim.cli import sim_app
 
 if TYPE_CHECKING:
@@ -170,7 +179,7 @@ def plan(
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 0 when nothing changes, 2 when changes are pending.")
     ] = False,
-    parallel: ParallelOpt = 8,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
     output: OutputOpt = Output.text,
 ) -> None:
     """Show, per device, what apply would change (desired state vs what is really on the device)."""
@@ -202,7 +211,7 @@ def apply(
     sim: SimOpt = False,
     identity: IdentityOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    parallel: ParallelOpt = 8,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Only the devices that failed in the last apply.")
     ] = False,
@@ -219,6 +228,7 @@ def apply(
 
     from umhctl import views
     from umhctl.converge import ContentCache, apply_plan, load_plan, plan_site
+    from umhctl.fleet import Outcome
     from umhctl.plan.views import show_plan
     from umhctl.runstate import last_failed, save_outcomes
 
@@ -275,6 +285,10 @@ def apply(
     outcomes = apply_plan(
         work, fleet, parallel=parallel, console=_stderr_console(), cache=cache, force_unlock=force_unlock
     )
+    # Devices that could not even be planned (unreachable, ...) belong in the results too.
+    outcomes = [
+        Outcome(d.device, ok=False, error=d.error, failed_phase="planning") for d in work.devices if d.error
+    ] + outcomes
     save_outcomes(loaded.path, outcomes)
     if output is Output.json:
         views.print_json(

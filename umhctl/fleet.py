@@ -19,8 +19,6 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 
 from umhctl.errors import UmhctlError
 
-DEFAULT_PARALLEL = 8
-
 
 class HasDevice(Protocol):
     device: str

@@ -42,6 +42,10 @@ DeviceOpt = Annotated[
 ]
 
 
+# Devices worked on at once: SSH sessions mostly wait on the network; 16 keep 2 cores busy on a no-op plan.
+DEFAULT_PARALLEL = 16
+
+
 def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 

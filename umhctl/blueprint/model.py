@@ -119,8 +119,8 @@ RelativePath = Annotated[
 AbsolutePath = Annotated[
     str,
     Format(
-        r"/[^\x00]*",
-        "an absolute path on the device",
+        r"/[^\x00-\x20\\\x7f]*",
+        "an absolute path on the device without spaces, backslashes or control characters",
         "/etc/chrony.conf",
         max_length=4096,
     ),

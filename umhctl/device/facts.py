@@ -23,20 +23,34 @@ RECORD = f"{STATE_DIR}/applied.json"
 MANAGED_LIST = f"{STATE_DIR}/managed.list"  # one path per line: what the record owns, readable by the probe
 LOCK_DIR = f"{STATE_DIR}/lock.d"
 
+# A few processes per probe, not a few per path: `find -printf` reports type, mode, owner and link target of
+# every path at once, and one sha256sum hashes every regular file. Paths never contain whitespace or control
+# characters (the blueprint refuses them), so they travel as plain text fields.
 _PROBE = r"""
 set -u
-b64() { printf '%s' "$1" | base64 -w0; }
-probe() {
-  if [ -L "$1" ]; then
-    printf 'L\t%s\t%s\n' "$(b64 "$1")" "$(readlink -- "$1" | tr -d '\n' | base64 -w0)"
-  elif [ -f "$1" ]; then
-    printf 'F\t%s\t%s\t%s\n' "$(b64 "$1")" "$(stat -c $'%a\t%U\t%G' -- "$1")" "$(sha256sum -- "$1" | cut -d' ' -f1)"
-  elif [ -e "$1" ]; then
-    printf 'O\t%s\t%s\n' "$(b64 "$1")" "$(stat -c '%F' -- "$1" | base64 -w0)"
-  else
-    printf 'A\t%s\n' "$(b64 "$1")"
-  fi
-}
+paths=(%s)
+if [ -f %s ]; then mapfile -t -O "${#paths[@]}" paths < %s; fi
+echo P
+((${#paths[@]})) && find "${paths[@]}" -maxdepth 0 -printf '%%p	%%y	%%m	%%u	%%g	%%l
+' 2>/dev/null
+echo S
+files=()
+for p in "${paths[@]}"; do [ -f "$p" ] && [ ! -L "$p" ] && files+=("$p"); done
+((${#files[@]})) && sha256sum -- "${files[@]}"
+echo R
+[ -f %s ] && base64 -w0 < %s && echo
+echo K
+[ -d %s ] && base64 -w0 < %s/info 2>/dev/null && echo
+echo U
+units=(%s)
+if ((${#units[@]})); then
+  paste <(printf '%%s
+' "${units[@]}") <(systemctl is-active -- "${units[@]}" 2>/dev/null) \
+    <(systemctl is-enabled -- "${units[@]}" 2>/dev/null)
+fi
+echo H
+hostname
+echo E
 """
 
 
@@ -85,23 +99,19 @@ class Facts:
 
 def probe_script(paths: list[str], units: list[str]) -> str:
     """The bash script that prints the facts of `paths` (and of what the last apply managed)."""
-    lines = [_PROBE]
-    if paths:
-        lines.append("for p in " + " ".join(shlex.quote(p) for p in paths) + '; do probe "$p"; done')
-    lines.append(f'if [ -f {MANAGED_LIST} ]; then while IFS= read -r p; do probe "$p"; done < {MANAGED_LIST}; fi')
-    lines.append(f"if [ -f {RECORD} ]; then printf 'R\\t%s\\n' \"$(base64 -w0 < {RECORD})\"; fi")
-    lines.append(
-        f"if [ -d {LOCK_DIR} ]; then printf 'K\\t%s\\n' \"$(cat {LOCK_DIR}/info 2>/dev/null | base64 -w0)\"; fi"
+    return _PROBE % (
+        " ".join(shlex.quote(p) for p in paths),
+        MANAGED_LIST,
+        MANAGED_LIST,
+        RECORD,
+        RECORD,
+        LOCK_DIR,
+        LOCK_DIR,
+        " ".join(shlex.quote(u) for u in units),
     )
-    for unit in units:
-        q = shlex.quote(unit)
-        lines.append(
-            f"printf 'U\\t%s\\t%s\\t%s\\n' {q} \"$(systemctl is-active -- {q} 2>/dev/null)\" "
-            f'"$(systemctl is-enabled -- {q} 2>/dev/null)"'
-        )
-    lines.append("printf 'H\\t%s\\n' \"$(hostname)\"")
-    lines.append("printf 'E\\tend\\n'")
-    return "\n".join(lines) + "\n"
+
+
+_KINDS = {"f": "file", "l": "link", "d": "directory"}
 
 
 def _text(b64: str) -> str:
@@ -110,38 +120,40 @@ def _text(b64: str) -> str:
 
 def parse_facts(output: str, device: str) -> Facts:
     """Facts from the probe's output; a truncated or garbled answer is an error, never a guess."""
-    paths: dict[str, PathFact] = {}
-    record: dict[str, Any] | None = None
-    lock: str | None = None
-    units: dict[str, tuple[str, str]] = {}
-    hostname = ""
-    complete = False
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if line in ("P", "S", "R", "K", "U", "H", "E"):
+            current = sections.setdefault(line, [])
+        elif current is not None:
+            current.append(line)
+        else:
+            raise UmhctlError(f"{device}: cannot read the device's state: unexpected output {line[:60]!r}")
+    if "E" not in sections:
+        raise UmhctlError(f"{device}: the state probe ended early (connection lost or out of space?)")
     try:
-        for line in output.splitlines():
-            kind, *rest = line.split("\t")
-            if kind == "F":
-                mode, owner, group = rest[1:4]
-                paths[_text(rest[0])] = PathFact("file", int(mode, 8), owner, group, rest[-1])
-            elif kind == "L":
-                paths[_text(rest[0])] = PathFact("link", target=_text(rest[1]))
-            elif kind == "O":
-                paths[_text(rest[0])] = PathFact("other", other=_text(rest[1]))
-            elif kind == "A":
-                paths[_text(rest[0])] = PathFact("absent")
-            elif kind == "R":
-                record = json.loads(_text(rest[0]))
-            elif kind == "K":
-                lock = _text(rest[0]) if rest[0] else ""
-            elif kind == "U":
-                units[rest[0]] = (rest[1], rest[2])
-            elif kind == "H":
-                hostname = rest[0]
-            elif kind == "E":
-                complete = True
+        hashes = {}
+        for line in sections.get("S", []):
+            digest, path = line.split("  ", 1)
+            hashes[path] = digest
+        paths: dict[str, PathFact] = {}
+        for line in sections.get("P", []):
+            path, kind, mode, owner, group, target = line.split("\t")
+            if kind == "f":
+                paths[path] = PathFact("file", int(mode, 8), owner, group, hashes.get(path))
+            elif kind == "l":
+                paths[path] = PathFact("link", target=target)
             else:
-                raise ValueError(f"unexpected line {line[:60]!r}")
+                paths[path] = PathFact("other", other=_KINDS.get(kind, f"file of type {kind}"))
+        record_lines = [line for line in sections.get("R", []) if line]
+        record = json.loads(_text(record_lines[0])) if record_lines else None
+        lock_lines = sections.get("K", [])
+        lock = _text(lock_lines[0]) if lock_lines and lock_lines[0] else ("" if lock_lines else None)
+        units = {}
+        for line in sections.get("U", []):
+            name, active, enabled = (line.split("\t") + ["", ""])[:3]
+            units[name] = (active, enabled)
+        hostname = (sections.get("H") or [""])[0]
     except (ValueError, IndexError, binascii.Error, json.JSONDecodeError) as exc:
         raise UmhctlError(f"{device}: cannot read the device's state: {exc}") from None
-    if not complete:
-        raise UmhctlError(f"{device}: the state probe ended early (connection lost or out of space?)")
     return Facts(paths, record, lock, units, hostname)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from umhctl.blueprint.checks import RepoFiles
-from umhctl.blueprint.model import Device, SiteBlueprint
-from umhctl.render.k8s import slug
+from umhctl.blueprint.model import Dashboard, Device, SiteBlueprint
+from umhctl.render.k8s import UMH_NAMESPACE, config_map, slug
 
 FACTORYINSIGHT_URL = "http://united-manufacturing-hub-factoryinsight-service/"
 DASHBOARD_ROOT = "/var/lib/grafana/dashboards"
@@ -103,37 +103,49 @@ def datasources(bp: SiteBlueprint, hub: Device) -> list[dict[str, Any]]:
     return result
 
 
-def dashboard_values(bp: SiteBlueprint, hub: Device, base_dir: Path) -> dict[str, Any]:
-    """dashboardProviders (one per folder) and dashboards for the Grafana sub-chart."""
-    repo = RepoFiles(base_dir)
-    providers: dict[str, dict[str, Any]] = {}
-    dashboards: dict[str, dict[str, Any]] = {}
-    for dash in bp.dashboards:
-        if dash.devices is not None and hub.name not in dash.devices:
-            continue
-        provider = "umhctl-" + slug(dash.folder, 30)
-        providers.setdefault(
-            provider,
-            {
-                "name": provider,
-                "orgId": 1,
-                "folder": dash.folder,
-                "type": "file",
-                "disableDeletion": False,
-                "allowUiUpdates": False,
-                "options": {"path": f"{DASHBOARD_ROOT}/{provider}"},
-            },
-        )
-        path = repo.resolve(dash.file)
-        assert path is not None  # validate refuses paths outside the repository
-        # Re-serialized so the render does not depend on the file's whitespace.
-        text = json.dumps(json.loads(path.read_text(encoding="utf-8")), indent=2, ensure_ascii=False) + "\n"
-        dashboards.setdefault(provider, {})[dash.name] = {"json": text}
-    if not providers:
+def hub_dashboards(bp: SiteBlueprint, hub: Device) -> list[Dashboard]:
+    return [d for d in bp.dashboards if d.devices is None or hub.name in d.devices]
+
+
+def dashboard_configmap_name(dashboard: Dashboard) -> str:
+    return slug(f"umhctl-dashboard-{dashboard.name}", 63)
+
+
+def dashboard_provider(dashboard: Dashboard) -> str:
+    return slug(f"umhctl-{dashboard.name}", 63)
+
+
+def dashboard_values(bp: SiteBlueprint, hub: Device) -> dict[str, Any]:
+    """Grafana sub-chart values: one file provider per dashboard, each fed by its own ConfigMap.
+
+    One ConfigMap (and one manifest file) per dashboard: removing a dashboard from the blueprint deletes exactly
+    its file, and dashboard JSON stays out of the chart values.
+    """
+    dashboards = hub_dashboards(bp, hub)
+    if not dashboards:
         return {}
+    providers = [
+        {
+            "name": dashboard_provider(d),
+            "orgId": 1,
+            "folder": d.folder,
+            "type": "file",
+            "disableDeletion": False,
+            "allowUiUpdates": False,
+            "options": {"path": f"{DASHBOARD_ROOT}/{dashboard_provider(d)}"},
+        }
+        for d in dashboards
+    ]
     return {
-        "dashboardProviders": {
-            "dashboardproviders.yaml": {"apiVersion": 1, "providers": [providers[p] for p in sorted(providers)]}
-        },
-        "dashboards": {p: dashboards[p] for p in sorted(dashboards)},
+        "dashboardProviders": {"dashboardproviders.yaml": {"apiVersion": 1, "providers": providers}},
+        "dashboardsConfigMaps": {dashboard_provider(d): dashboard_configmap_name(d) for d in dashboards},
     }
+
+
+def dashboard_configmap(dashboard: Dashboard, base_dir: Path) -> dict[str, Any]:
+    path = RepoFiles(base_dir).resolve(dashboard.file)
+    assert path is not None  # validate refuses paths outside the repository
+    # Re-serialized so the render does not depend on the file's whitespace.
+    text = json.dumps(json.loads(path.read_text(encoding="utf-8")), indent=2, ensure_ascii=False) + "\n"
+    labels = {"umhctl/dashboard": dashboard.name}
+    return config_map(dashboard_configmap_name(dashboard), UMH_NAMESPACE, {f"{dashboard.name}.json": text}, labels)

@@ -38,7 +38,7 @@ def _interval(duration: str) -> str:
     return f"{number} {'days' if unit == 'd' else 'hours'}"
 
 
-def chart_values(bp: SiteBlueprint, hub: Device, base_dir: Path) -> dict[str, Any]:
+def chart_values(bp: SiteBlueprint, hub: Device) -> dict[str, Any]:
     """Values for the UMH chart, built as data: only what the blueprint decides, on top of UMH's defaults."""
     broker = next((b for b in bp.brokers if b.device == hub.name), None)
     database = next((d for d in bp.databases if d.device == hub.name), None)
@@ -63,7 +63,7 @@ def chart_values(bp: SiteBlueprint, hub: Device, base_dir: Path) -> dict[str, An
         }
     if database is not None:
         values["timescaledb-single"] = {"persistentVolumes": {"data": {"size": database.storage}}}
-    values["grafana"] = _grafana_values(bp, hub, database, base_dir)
+    values["grafana"] = _grafana_values(bp, hub, database)
     nodered: dict[str, Any] = {"timezone": bp.os.timezone}
     if bp.versions.node_red:
         nodered["tag"] = bp.versions.node_red
@@ -71,7 +71,7 @@ def chart_values(bp: SiteBlueprint, hub: Device, base_dir: Path) -> dict[str, An
     return values
 
 
-def _grafana_values(bp: SiteBlueprint, hub: Device, database: Database | None, base_dir: Path) -> dict[str, Any]:
+def _grafana_values(bp: SiteBlueprint, hub: Device, database: Database | None) -> dict[str, Any]:
     values: dict[str, Any] = {
         "datasources": {"datasources.yaml": {"apiVersion": 1, "datasources": grafana.datasources(bp, hub)}}
     }
@@ -90,7 +90,7 @@ def _grafana_values(bp: SiteBlueprint, hub: Device, database: Database | None, b
         }
     if bp.grafana.mqtt_datasource:
         values["plugins"] = [f"grafana-mqtt-datasource {bp.versions.grafana_mqtt_plugin}"]
-    values.update(grafana.dashboard_values(bp, hub, base_dir))
+    values.update(grafana.dashboard_values(bp, hub))
     return values
 
 
@@ -172,8 +172,11 @@ def _database_setup(bp: SiteBlueprint, hub: Device, database: Database, password
 
 
 def render_hub(bp: SiteBlueprint, hub: Device, secrets: SecretStore, base_dir: Path, state: DesiredState) -> None:
-    values = chart_values(bp, hub, base_dir)
+    values = chart_values(bp, hub)
     state.add(File(f"{K3S_MANIFESTS}/{RELEASE}.yaml", to_yaml_documents([helm_chart(bp, values)]).encode()))
+    for dashboard in grafana.hub_dashboards(bp, hub):
+        manifest = to_yaml_documents([grafana.dashboard_configmap(dashboard, base_dir)])
+        state.add(File(f"{K3S_MANIFESTS}/{grafana.dashboard_configmap_name(dashboard)}.yaml", manifest.encode()))
 
     secret_docs: list[Any] = []
     if bp.grafana.admin_password_secret:
