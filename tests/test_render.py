@@ -152,3 +152,22 @@ def test_render_unknown_device_is_a_clean_error(tmp_path: Path, secrets_dir: Pat
     )
     assert result.exit_code == 1
     assert "no device 'edge-9'" in result.output
+
+
+def test_render_can_record_host_keys_in_the_site_known_hosts(tmp_path: Path, secrets_dir: Path) -> None:
+    import shutil
+
+    site = tmp_path / "site"
+    shutil.copytree(BLUEPRINTS, site)
+    env = {"UMHCTL_SECRETS_DIR": str(secrets_dir)}
+    args = ["render", "-f", str(site / "demo-site.yaml"), "--out", str(tmp_path / "out")]
+    assert CliRunner().invoke(app, args, env=env).exit_code == 0
+    assert "192.0.2.10" not in (site / "known_hosts").read_text(), "only on request"
+    result = CliRunner().invoke(app, [*args, "--update-known-hosts"], env=env)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in (site / "known_hosts").read_text().splitlines() if not line.startswith("#")]
+    public = (tmp_path / "out/hub-01/rootfs/etc/ssh/ssh_host_ed25519_key.pub").read_text().split()
+    assert f"192.0.2.10 {public[0]} {public[1]}" in lines
+    assert len(lines) == 3
+    again = CliRunner().invoke(app, [*args, "--update-known-hosts"], env=env)
+    assert "recorded the host keys" not in again.output, "nothing changes the second time"

@@ -107,11 +107,19 @@ def render(
     redact: Annotated[
         bool, typer.Option("--redact", help="Write placeholders instead of secret values (to review renders).")
     ] = False,
+    update_known_hosts: Annotated[
+        bool,
+        typer.Option(
+            "--update-known-hosts",
+            help="Also record the devices' host keys in the site's known_hosts (commit it afterwards).",
+        ),
+    ] = False,
     output: OutputOpt = Output.text,
 ) -> None:
     """Write each device's Ignition config, Butane twin and desired file tree. No network."""
     from umhctl import views
     from umhctl.blueprint.loader import load_blueprint
+    from umhctl.knownhosts import record_site_host_keys
     from umhctl.render import render_site
     from umhctl.render.output import write_render
     from umhctl.secrets import SecretStore
@@ -120,6 +128,7 @@ def render(
     secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
     renders = render_site(loaded, secrets, devices=device, redact=redact)
     written = [(r, write_render(r, out)) for r in renders]
+    recorded = record_site_host_keys(loaded, secrets, [r.device for r in renders]) if update_known_hosts else []
     if output is Output.json:
         views.print_json(
             {
@@ -130,12 +139,19 @@ def render(
                     {"device": r.device, "path": str(path), "files": len(r.state.files), "links": len(r.state.links)}
                     for r, path in written
                 ],
+                "known_hosts_updated": recorded,
             }
         )
     else:
         for r, path in written:
             views.show_line(f"{r.device}: {len(r.state.files)} files, {len(r.state.links)} links -> {path}")
         views.show_line(f"rendered {count(len(written), 'device')}{' (secrets redacted)' if redact else ''}")
+        if recorded:
+            known_hosts = loaded.path.parent / loaded.blueprint.access.known_hosts_file
+            views.show_line(
+                f"recorded the host keys of {', '.join(recorded)} in {known_hosts}: commit it, so that everyone "
+                "connecting to the site checks the devices' keys"
+            )
 
 
 SimOpt = Annotated[bool, typer.Option("--sim", help="Talk to the local simulated site (`umhctl sim up`).")]

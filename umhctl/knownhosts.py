@@ -4,18 +4,44 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from umhctl.blueprint.loader import LoadedBlueprint
+    from umhctl.secrets import SecretStore
 
 
 def host_pattern(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
 
+def record_site_host_keys(loaded: LoadedBlueprint, secrets: SecretStore, devices: list[str]) -> list[str]:
+    """Write the devices' host keys into the site's known_hosts (the file kept in git); the devices added.
+
+    The keys come from umhctl's own secret store — the keys Ignition gives the devices — so known_hosts is right
+    before a device first boots, without ever trusting a key on first use.
+    """
+    bp = loaded.blueprint
+    path = loaded.path.parent / bp.access.known_hosts_file
+    changed = []
+    for name in devices:
+        device = bp.device(name)
+        if set_host_key(path, host_pattern(str(device.address), device.ssh_port), secrets.host_key(name).public):
+            changed.append(name)
+    return changed
+
+
 def set_host_key(path: Path, host: str, public_key: str) -> bool:
     """Make `host`'s entry exactly `public_key` (type and data; no comment); True when the file changed."""
     key = " ".join(public_key.split()[:2])
+    entry = f"{host} {key}"
     lines = path.read_text().splitlines() if path.exists() else []
-    kept = [line for line in lines if line.split(" ", 1)[0] != host]
-    new = [*kept, f"{host} {key}"]
+    hosts = [line.split(" ", 1)[0] for line in lines]
+    if host in hosts:
+        first = hosts.index(host)
+        new = [entry if i == first else line for i, line in enumerate(lines) if i == first or hosts[i] != host]
+    else:
+        new = [*lines, entry]
     if new == lines:
         return False
     tmp = path.with_name(f".{path.name}.tmp")

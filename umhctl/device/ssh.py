@@ -159,7 +159,8 @@ def connect(endpoint: Endpoint, *, timeout: float = CONNECT_TIMEOUT) -> Connecti
         if "not found in known_hosts" in str(exc):
             raise UmhctlError(
                 f"{endpoint.device}: {where} is not in {endpoint.known_hosts}; refusing an unknown host key",
-                hint="umhctl never trusts a host key on first use: add the device's key from the render",
+                hint="umhctl never trusts a host key on first use: record the devices' keys with "
+                "`umhctl render --out DIR --update-known-hosts` and commit known_hosts",
             ) from None
         if isinstance(exc, paramiko.AuthenticationException):
             raise UmhctlError(
