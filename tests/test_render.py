@@ -100,8 +100,9 @@ def _secret_values(store: SecretStore) -> set[str]:
     return values
 
 
-def test_secrets_only_in_0600_files_and_never_when_redacted(secrets_dir: Path, tmp_path: Path) -> None:
-    _, store, renders = _render(BLUEPRINTS / "demo-site.yaml", secrets_dir)
+@pytest.mark.parametrize("example", [p.name for p in EXAMPLES])
+def test_secrets_only_in_0600_files_and_never_when_redacted(secrets_dir: Path, tmp_path: Path, example: str) -> None:
+    _, store, renders = _render(BLUEPRINTS / example, secrets_dir)
     for r in renders:
         write_render(r, tmp_path / "plain")
     secrets = _secret_values(store)
@@ -114,7 +115,7 @@ def test_secrets_only_in_0600_files_and_never_when_redacted(secrets_dir: Path, t
                 carriers += 1
                 assert path.stat().st_mode & 0o777 == 0o600, path
     assert carriers > 0
-    _, _, redacted = _render(BLUEPRINTS / "demo-site.yaml", secrets_dir, redact=True)
+    _, _, redacted = _render(BLUEPRINTS / example, secrets_dir, redact=True)
     for r in redacted:
         write_render(r, tmp_path / "redacted")
     for path in (tmp_path / "redacted").rglob("*"):
