@@ -94,8 +94,9 @@ class Connection:
                 else:
                     time.sleep(0.005)
             status = channel.recv_exit_status()
-        except (TimeoutError, OSError) as exc:
-            raise UmhctlError(f"{self.endpoint.device}: SSH command failed: {exc}") from None
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            # The device went away mid-command (a reboot, a dropped link).
+            raise UmhctlError(f"{self.endpoint.device}: SSH command failed: {exc or type(exc).__name__}") from None
         finally:
             channel.close()
         result = Result(status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
@@ -168,8 +169,9 @@ def connect(endpoint: Endpoint, *, timeout: float = CONNECT_TIMEOUT) -> Connecti
                 hint="check that your key is in the blueprint's access.authorizedKeys (or pass -i KEY)",
             ) from None
         raise UmhctlError(f"{endpoint.device}: SSH to {where} failed: {exc}") from None
-    except (TimeoutError, OSError) as exc:
+    except (OSError, EOFError) as exc:
+        # EOFError: the device closed the connection during the handshake (e.g. it is going down for a reboot).
         client.close()
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or "timed out"
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
         raise UmhctlError(f"{endpoint.device}: cannot reach {where}: {reason}") from None
     return Connection(endpoint, client)
