@@ -151,3 +151,18 @@ def test_rotate_host_key_updates_and_commits_known_hosts(site: Site) -> None:
     assert git(site.repo, "rev-parse", "HEAD") != head
     assert "Rotate the SSH host key of edge-02" in git(site.repo, "log", "-1", "--format=%s")
     assert site.plan_code() == 0
+
+
+def test_rotation_is_undone_when_the_reset_cannot_start(site: Site) -> None:
+    from umhctl.sim.site import reboot_device
+
+    store = Path(os.environ["UMHCTL_SECRETS_DIR"]) / "demo-site" / "ssh-host-key.edge-01.pub"
+    before, known = store.read_text(), (site.repo / "known_hosts").read_text()
+    reboot_device(site.sim.state_dir, "edge-01", power_off=True)
+    try:
+        code, out = site.reset("edge-01", "--rotate-host-key")
+        assert code == 1 and "failed while connecting" in out and "rotation was undone" in out
+        assert store.read_text() == before and (site.repo / "known_hosts").read_text() == known
+    finally:
+        assert site.run("sim", "up", "-f", str(site.blueprint))[0] == 0
+    assert site.plan_code() == 0

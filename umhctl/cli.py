@@ -157,7 +157,14 @@ def render(
 SimOpt = Annotated[bool, typer.Option("--sim", help="Talk to the local simulated site (`umhctl sim up`).")]
 IdentityOpt = Annotated[
     Path | None,
-    typer.Option("-i", "--identity", help="SSH private key (default: ssh-agent and ~/.ssh keys).", show_default=False),
+    typer.Option(
+        "-i",
+        "--identity",
+        help="SSH private key (default: ssh-agent and ~/.ssh keys).",
+        show_default=False,
+        exists=True,
+        dir_okay=False,
+    ),
 ]
 ParallelOpt = Annotated[int, typer.Option("--parallel", min=1, max=64, help="Devices worked on at once.")]
 
@@ -254,9 +261,15 @@ def apply(
     if retry_failed:
         failed = last_failed(file)
         if not failed:
-            views.show_line("No device failed in the last apply: nothing to retry.")
+            views.show_line("No device failed in the last apply: nothing to retry.", stderr=output is Output.json)
             raise typer.Exit(0)
         device = sorted(set(device or failed) & set(failed))
+        if not device:
+            views.show_line(
+                "None of the selected devices failed in the last apply: nothing to retry.",
+                stderr=output is Output.json,
+            )
+            raise typer.Exit(0)
     loaded, version, fleet = _fleet(file, device, sim, identity)
     if version.dirty and not allow_dirty:
         raise UmhctlError(
@@ -373,7 +386,15 @@ def reset_device(
     from umhctl.gitinfo import blueprint_version
     from umhctl.render import render_site
     from umhctl.render.ignition import ignition_json
-    from umhctl.reset import ResetRun, dependent_edges, run_reset, trust_host_key, validate_ignition, write_media
+    from umhctl.reset import (
+        BEFORE_REBOOT,
+        ResetRun,
+        dependent_edges,
+        run_reset,
+        trust_host_key,
+        validate_ignition,
+        write_media,
+    )
     from umhctl.secrets import SecretStore
 
     loaded = load_blueprint(file)
@@ -392,28 +413,8 @@ def reset_device(
             f"{name} is the hub of {', '.join(edges)}: they lose their broker while it is rebuilt",
             hint="pass --force to reset it anyway",
         )
-    secrets = SecretStore.for_blueprint(bp, loaded.path.parent)
-    trust_new_key, old_key = None, None
-    if rotate_host_key:
-        old_key = key_fingerprint(base64.b64decode(secrets.host_key(name).public.split()[1]))
-        key = secrets.rotate_host_key(name)
-        trust_new_key = functools.partial(trust_host_key, loaded, name, key.public, sim=sim)
-        views.show_line(f"{name}: new host key {key.public.split()[1][:20]}… (known_hosts switches after the reboot)")
-    (render,) = render_site(loaded, secrets, devices=[name])
-    ignition = ignition_json(render.ignition)
-    if media is not None:
-        target_dir = write_media(loaded, name, ignition, media)
-        problem = validate_ignition(target_dir / "ignition.json")
-        if problem:
-            raise UmhctlError(f"ignition-validate rejects the media's config: {problem}")
-        views.show_line(f"Install media for {name} written to {target_dir}:")
-        views.show_line((target_dir / "install-command.txt").read_text().strip())
-        views.show_line(f"Instructions: {target_dir / 'INSTRUCTIONS.txt'}")
-        if not wait:
-            if trust_new_key is not None:
-                trust_new_key()
-            raise typer.Exit(0)
-    if not yes:
+    touches_device = media is None or wait
+    if touches_device and not yes:
         if not sys.stdin.isatty():
             raise UmhctlError("refusing to reset without confirmation: no terminal to ask on", hint="pass --yes")
         action = "wait for and configure" if wait else "wipe and rebuild"
@@ -421,6 +422,38 @@ def reset_device(
         if answer != name:
             views.show_line("Reset cancelled.")
             raise typer.Exit(1)
+    # Only now, after the confirmation, may the host key change.
+    secrets = SecretStore.for_blueprint(bp, loaded.path.parent)
+    trust_new_key, old_key = None, None
+    if rotate_host_key:
+        old_key = key_fingerprint(base64.b64decode(secrets.host_key(name).public.split()[1]))
+        key = secrets.rotate_host_key(name)
+        trust_new_key = functools.partial(trust_host_key, loaded, name, key.public, sim=sim)
+        views.show_line(
+            f"{name}: new host key {key.public.split()[1][:20]}… (known_hosts switches after the reboot)",
+            stderr=output is Output.json,
+        )
+    (render,) = render_site(loaded, secrets, devices=[name])
+    ignition = ignition_json(render.ignition)
+    if media is not None:
+        target_dir = write_media(loaded, name, ignition, media)
+        problem = validate_ignition(target_dir / "ignition.json")
+        if problem:
+            raise UmhctlError(f"ignition-validate rejects the media's config: {problem}")
+        install = (target_dir / "install-command.txt").read_text().strip()
+        if output is Output.json and not wait:
+            views.print_json(
+                {"command": "reset device", "device": name, "media": str(target_dir), "install_command": install}
+            )
+        else:
+            quiet = output is Output.json
+            views.show_line(f"Install media for {name} written to {target_dir}:", stderr=quiet)
+            views.show_line(install, stderr=quiet)
+            views.show_line(f"Instructions: {target_dir / 'INSTRUCTIONS.txt'}", stderr=quiet)
+        if not wait:
+            if trust_new_key is not None:
+                trust_new_key()
+            raise typer.Exit(0)
     (target,) = targets(loaded, secrets, devices=[name], sim=sim, identity=identity)
     cache = ContentCache()
     info = {"path": str(loaded.path), "site": bp.metadata.name, "commit": version.commit, "dirty": version.dirty}
@@ -453,6 +486,10 @@ def reset_device(
         )
     else:
         views.show_timings(outcome, title=f"reset device {name}")
+    if not outcome.ok and rotate_host_key and outcome.failed_phase in BEFORE_REBOOT:
+        # The device still has its old key and known_hosts still names it: the new key must not linger.
+        secrets.restore_host_key(name)
+        views.show_line(f"{name}: the host key rotation was undone; the device keeps its key", stderr=True)
     if not outcome.ok:
         hint = None
         if outcome.failed_phase in (

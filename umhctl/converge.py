@@ -7,6 +7,7 @@ facts changed since.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -24,6 +25,7 @@ from umhctl.device.facts import Facts, parse_facts, probe_script
 from umhctl.device.ssh import Connection, Endpoint, connect
 from umhctl.errors import UmhctlError
 from umhctl.fleet import Outcome, Phase, run_fleet
+from umhctl.fsutil import write_atomic, xdg_dir
 from umhctl.gitinfo import BlueprintVersion, operator
 from umhctl.plan.model import Action, DevicePlan, Plan
 from umhctl.plan.planner import plan_device
@@ -32,16 +34,11 @@ from umhctl.render.desired import DesiredState
 from umhctl.secrets import SecretStore
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "umhctl" / "content"
-
-
 class ContentCache:
     """Contents umhctl applied before (never secrets), by sha256: lets plan show diffs without downloading."""
 
     def __init__(self, directory: Path | None = None) -> None:
-        self.directory = directory or _cache_dir()
+        self.directory = directory or xdg_dir("cache") / "umhctl" / "content"
 
     def get(self, sha256: str) -> bytes | None:
         try:
@@ -50,13 +47,11 @@ class ContentCache:
             return None
 
     def put_all(self, desired: DesiredState) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        for f in desired.files:
-            path = self.directory / f.sha256
-            if not f.secret and not path.exists():
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_bytes(f.content)
-                tmp.replace(path)
+        # Best effort: a full or read-only cache costs plan its diffs, never an apply its success.
+        with contextlib.suppress(OSError):
+            for f in desired.files:
+                if not f.secret and not (self.directory / f.sha256).exists():
+                    write_atomic(self.directory / f.sha256, f.content)
 
 
 @dataclass
@@ -190,7 +185,10 @@ def _record(run: DeviceRun, info: dict[str, Any], who: str, when: str) -> dict[s
         "blueprint": {"commit": info["commit"], "dirty": info["dirty"], "path": info["path"]},
         "applied_at": when,
         "applied_by": who,
-        "install_disk": run.target.install_disk,
+        # Only a reset moves Flatcar to another disk: until then the record keeps the disk it is really on.
+        "install_disk": (run.facts.record or {}).get("install_disk")
+        if run.facts and run.facts.record
+        else run.target.install_disk,
         "files": {
             f.path: {
                 "sha256": f.sha256,
@@ -208,10 +206,18 @@ def _record(run: DeviceRun, info: dict[str, Any], who: str, when: str) -> dict[s
 def _check_saved_plan_matches_render(run: DeviceRun) -> None:
     """A saved plan holds hashes only; the content comes from a fresh render, which must still match it."""
     assert run.plan is not None
-    files = {f.path: f for f in run.target.desired.files}
+    files = {f.path: f.sha256 for f in run.target.desired.files}
+    links = {link.path: link.target for link in run.target.desired.links}
     for change in run.plan.changes:
-        wanted = (change.after or {}).get("sha256")
-        if change.kind == "file" and wanted and (change.target not in files or files[change.target].sha256 != wanted):
+        after = change.after or {}
+        if change.kind == "file" and "sha256" in after:
+            now = files.get(change.target)
+            stale = now != after["sha256"]
+        elif change.kind == "link" and "target" in after:
+            stale = links.get(change.target) != after["target"]
+        else:
+            continue
+        if stale:
             raise UmhctlError(
                 f"plan is stale for {run.device}: {change.target} renders differently now (blueprint or secrets "
                 "changed since the plan); run plan again"
@@ -285,10 +291,12 @@ class Applier:
         ]
         result = run.conn.run(scripts.apply_script(writes, run.target.desired, record, history))
         if result.status != 0 or "APPLIED" not in result.stdout:
-            raise UmhctlError(
-                f"writing files failed (exit {result.status}); the device was left unchanged: "
-                f"{result.stderr.strip()[-400:]}"
+            state = (
+                "some files may be in place: run plan to see what is left"
+                if "RENAMING" in result.stdout
+                else "the device was left unchanged"
             )
+            raise UmhctlError(f"writing files failed (exit {result.status}); {state}: {result.stderr.strip()[-400:]}")
         run.applied = True
         self.cache.put_all(run.target.desired)
         run.notes.append(_describe(run.plan))
@@ -377,9 +385,7 @@ def apply_plan(
 
 
 def save_plan(plan: Plan, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps({"command": "plan", **plan.to_dict()}, indent=2) + "\n")
 
 
 def load_plan(path: Path) -> Plan:

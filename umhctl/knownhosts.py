@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from umhctl.fsutil import write_atomic
 
 if TYPE_CHECKING:
     from umhctl.blueprint.loader import LoadedBlueprint
@@ -44,7 +45,5 @@ def set_host_key(path: Path, host: str, public_key: str) -> bool:
         new = [*lines, entry]
     if new == lines:
         return False
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(f"{line}\n" for line in new))
-    os.replace(tmp, path)
+    write_atomic(path, "".join(f"{line}\n" for line in new))
     return True

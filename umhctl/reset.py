@@ -9,7 +9,7 @@ again with the same host key, apply the blueprint and verify. A dead or replaced
 from __future__ import annotations
 
 import base64
-import contextlib
+import os
 import shlex
 import subprocess
 import time
@@ -32,6 +32,9 @@ from umhctl.plan.model import Action
 HOST_KEYS = "/etc/ssh/ssh_host_.*"
 # Written before the reboot and not kept: finding it gone proves the reset really happened.
 PENDING = f"{STATE_DIR}/reset-pending"
+# A failure in one of these phases leaves the device as it was (nothing staged or rebooted yet).
+BEFORE_REBOOT = ("connecting", "locking", "backing up data", "staging the reset")
+BACKUP_STALL_SECONDS = 120.0  # no byte of the backup for this long: the device or the link is stuck
 q = shlex.quote
 
 
@@ -60,22 +63,29 @@ def _backup(run: ResetRun) -> None:
     # The archive streams to stdout over SSH: nothing is written on the device's (maybe full) disk.
     listing = " ".join(q(p.lstrip("/")) for p in run.data)
     script = f'cd / && for p in {listing}; do [ -e "$p" ] && printf \'%s\\0\' "$p"; done | tar -czf - --null -T -\n'
+    import paramiko
+
     transport = run.conn.client.get_transport()
     assert transport is not None
-    channel = transport.open_session()
     try:
-        channel.exec_command("sudo -n bash -s")
-        channel.sendall(script.encode())
-        channel.shutdown_write()
-        with target.open("wb") as out:
-            while True:
-                chunk = channel.recv(1 << 16)
-                if not chunk:
-                    break
-                out.write(chunk)
-        status = channel.recv_exit_status()
-    finally:
-        channel.close()
+        channel = transport.open_session()
+        channel.settimeout(BACKUP_STALL_SECONDS)
+        try:
+            channel.exec_command("sudo -n bash -s")
+            channel.sendall(script.encode())
+            channel.shutdown_write()
+            # The archive holds the site's data: readable by the operator only.
+            with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+                while chunk := channel.recv(1 << 16):
+                    out.write(chunk)
+            status = channel.recv_exit_status()
+        finally:
+            channel.close()
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        target.unlink(missing_ok=True)
+        raise UmhctlError(
+            f"backing up {', '.join(run.data)} failed: {exc or type(exc).__name__}; nothing was reset"
+        ) from None
     if status != 0:
         target.unlink(missing_ok=True)
         raise UmhctlError(f"backing up {', '.join(run.data)} failed (exit {status}); nothing was reset")
@@ -107,9 +117,17 @@ echo STAGED
 
 def _reboot(run: ResetRun) -> None:
     assert run.conn is not None
-    # The connection dies with the reboot: no answer is expected.
-    with contextlib.suppress(UmhctlError):
-        run.conn.run("systemctl reboot\n", timeout=15)
+    # The connection may die with the reboot (then there is no answer); an answer must be a success.
+    try:
+        result = run.conn.run("systemctl reboot\n", timeout=15)
+    except UmhctlError:
+        result = None
+    # -1: paramiko's "the channel closed without an exit status": the reboot took the connection down.
+    if result is not None and result.status not in (0, -1):
+        raise UmhctlError(
+            f"the device refused to reboot (exit {result.status}): {result.stderr.strip()[-200:]}; the reset is "
+            f"staged and happens at its next reboot"
+        )
     _disconnect(run)
     run.locked = False  # the lock lives on the disk that is being wiped
 

@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from umhctl.fleet import Outcome
+from umhctl.fsutil import write_atomic, xdg_dir
 
 
 def _state_file(blueprint: Path) -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     # Keyed by the blueprint's absolute path: two checkouts of one site keep separate records.
     key = str(blueprint.resolve()).strip("/").replace("/", "%")
-    return Path(base) / "umhctl" / "runs" / f"{key}.json"
+    return xdg_dir("state") / "umhctl" / "runs" / f"{key}.json"
 
 
 def save_outcomes(blueprint: Path, outcomes: Sequence[Outcome]) -> None:
     path = _state_file(blueprint)
-    path.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(path.read_text()) if path.exists() else {}
     previous.update({o.device: {"ok": o.ok, "error": o.error} for o in outcomes})
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(previous, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(previous, indent=2, sort_keys=True) + "\n")
 
 
 def last_failed(blueprint: Path) -> list[str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from umhctl.blueprint.model import GenerateSpec, SiteBlueprint
 from umhctl.errors import UmhctlError
+from umhctl.fsutil import write_atomic, xdg_dir
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -29,8 +30,7 @@ def default_store_dir(site: str) -> Path:
     override = os.environ.get("UMHCTL_SECRETS_DIR")
     if override:
         return Path(override) / site
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "umhctl" / "secrets" / site
+    return xdg_dir("data") / "umhctl" / "secrets" / site
 
 
 @dataclass(frozen=True)
@@ -100,15 +100,24 @@ class SecretStore:
                     os.replace(path, path.with_name(path.name + ".old"))
         return self.host_key(device)
 
+    def restore_host_key(self, device: str) -> None:
+        """Undo rotate_host_key: the previous key (kept as .old) becomes the device's key again."""
+        private = self.directory / f"ssh-host-key.{device}"
+        with self._locked():
+            for path in (private, private.with_suffix(private.suffix + ".pub")):
+                old = path.with_name(path.name + ".old")
+                if old.exists():
+                    os.replace(old, path)
+
     def _generated(self, filename: str, spec: GenerateSpec) -> str:
         path = self.directory / filename
         with self._locked():
             if not path.exists():
                 if spec.type == "token":
-                    value = pysecrets.token_hex(spec.length // 2)
+                    value = pysecrets.token_hex((spec.length + 1) // 2)[: spec.length]
                 else:
                     value = "".join(pysecrets.choice(_ALPHABET) for _ in range(spec.length))
-                _write_private(path, value + "\n")
+                write_atomic(path, value + "\n", 0o600)
         return path.read_text().rstrip("\n")
 
     @contextmanager
@@ -142,16 +151,3 @@ def generate_ed25519(private: Path, comment: str) -> None:
             raise UmhctlError(f"ssh-keygen failed: {exc.stderr.decode(errors='replace').strip()}") from None
         os.replace(out.with_suffix(".pub"), private.with_suffix(private.suffix + ".pub"))
         os.replace(out, private)
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -53,10 +53,11 @@ def show_error(message: str, hint: str | None = None) -> None:
         console.print(f"  [cyan]hint:[/cyan] {escape(hint)}")
 
 
-def show_line(text: str) -> None:
+def show_line(text: str, *, stderr: bool = False) -> None:
+    """One line for people; with stderr=True it stays out of the way of JSON on stdout."""
     from rich.markup import escape
 
-    _console().print(escape(text))
+    _console(stderr).print(escape(text))
 
 
 def show_outcomes(outcomes: Sequence[Outcome], *, title: str) -> None:

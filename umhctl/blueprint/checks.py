@@ -362,10 +362,12 @@ def _check_forwarding(bp: SiteBlueprint, report: _Report) -> None:
     brokers = _first((b.device, (i, b)) for i, b in enumerate(bp.brokers))
     edges = _first((d.name, d) for d in bp.devices if d.role == "edge")
     hubs = {h.name for h in bp.hubs()}
+    reported: set[str] = set()
     for i, master in enumerate(bp.io_link_masters):
         edge = edges.get(master.device)
-        if edge is None or edge.hub not in hubs:
-            continue  # hubs and their references are checked with the devices
+        if edge is None or edge.hub not in hubs or edge.hub in reported:
+            continue  # hubs and their references are checked with the devices; one report per hub
+        assert edge.hub is not None
         index, broker = brokers.get(edge.hub, (None, None))
         where: Loc = ("brokers", index, "mqtt") if index is not None else ("ioLinkMasters", i, "device")
         if broker is None or not broker.mqtt.external_listener:
@@ -374,15 +376,15 @@ def _check_forwarding(bp: SiteBlueprint, report: _Report) -> None:
                 f"'{edge.name}' forwards sensor data to hub '{edge.hub}', whose MQTT external listener is off",
                 f"set 'externalListener: true' under the brokers entry of '{edge.hub}'",
             )
-            return
-        if broker.mqtt.tls_only:
+            reported.add(edge.hub)
+        elif broker.mqtt.tls_only:
             report.error(
                 where + ("tlsOnly",),
                 f"'{edge.name}' forwards sensor data to hub '{edge.hub}' over MQTT, but umhctl cannot yet give "
                 "edges the broker's TLS certificate authority, so a TLS-only listener would refuse them",
                 "set 'tlsOnly: false' (plain MQTT on 1883 inside the plant network) until broker CAs are supported",
             )
-            return
+            reported.add(edge.hub)
 
 
 def _check_dashboards(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None:
@@ -434,12 +436,55 @@ def _check_json_file(relative: str, path: Loc, report: _Report, files: RepoFiles
         report.error(path, f"'{relative}' must hold a Grafana dashboard object, not a JSON {type(data).__name__}")
 
 
+# Paths umhctl renders itself (umhctl/render): a site file must not take them over.
+_RESERVED = {
+    "/etc/hostname",
+    "/etc/localtime",
+    "/etc/flatcar/update.conf",
+    "/etc/ssh/ssh_host_ed25519_key",
+    "/etc/ssh/ssh_host_ed25519_key.pub",
+    "/etc/rancher/k3s/config.yaml",
+    "/etc/rancher/k3s/token",
+    "/etc/extensions/k3s.raw",
+    "/etc/systemd/system/multi-user.target.wants/k3s.service",
+    "/var/lib/rancher/k3s/server/manifests/united-manufacturing-hub.yaml",
+}
+_RESERVED_PREFIXES = (
+    "/var/lib/umhctl/",
+    "/etc/systemd/network/",
+    "/var/lib/rancher/k3s/server/manifests/umhctl-",
+    "/opt/extensions/",
+)
+
+
+def _reserved(path: str, user: str) -> str | None:
+    if path.count("/") < 2:
+        return "is a top-level directory, not a file"
+    if path.startswith("/usr/"):
+        return "is under /usr, which is read-only on Flatcar"
+    if (
+        path in _RESERVED
+        or path.startswith(_RESERVED_PREFIXES)
+        or path == f"/home/{user}/.ssh/authorized_keys.d/ignition"
+    ):
+        return "is written by umhctl itself"
+    return None
+
+
 def _check_extra_files(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None:
     names = [d.name for d in bp.devices]
-    report.unique(
-        "file path for the same devices",
-        ((f"{f.path} on {','.join(f.devices or ['all'])}", ("files", i, "path")) for i, f in enumerate(bp.files)),
-    )
+    claimed: dict[tuple[str, str], int] = {}
+    for i, extra in enumerate(bp.files):
+        where: Loc = ("files", i, "path")
+        problem = _reserved(extra.path, bp.access.user)
+        if problem:
+            report.error(where, f"'{extra.path}' {problem}", "pick another path for this file")
+            continue
+        for device in extra.devices if extra.devices is not None else names:
+            first = claimed.setdefault((device, extra.path), i)
+            if first != i:
+                report.error(where, f"'{extra.path}' is already written to '{device}' by files[{first}]")
+                break
     if not bp.files:
         return
     # Imported here: only blueprints with extra files pay for jinja2.

@@ -119,11 +119,17 @@ RelativePath = Annotated[
 AbsolutePath = Annotated[
     str,
     Format(
-        r"/[^\x00-\x20\\\x7f]*",
-        "an absolute path on the device without spaces, backslashes or control characters",
+        # No "." or ".." segments, no trailing slash, no spaces, backslashes or control characters.
+        r"(/(?!\.\.?(/|$))[^/\x00-\x20\\\x7f]+)+",
+        "a normalized absolute path on the device (no '..', spaces, backslashes or control characters)",
         "/etc/chrony.conf",
         max_length=4096,
     ),
+]
+# What `flatcar-reset --keep-paths` takes: an absolute path or an egrep regex for absolute paths.
+KeepPattern = Annotated[
+    str,
+    Format(r"/[^\x00-\x20\x7f]*", "an absolute path or an egrep regex for absolute paths", "/var/log"),
 ]
 DiskPath = Annotated[str, Format(r"/dev/[A-Za-z0-9/_.:-]+", "a disk device path", "/dev/sda", max_length=255)]
 Quantity = Annotated[str, Format(r"[1-9][0-9]*(Mi|Gi|Ti)", "a storage size in Mi, Gi or Ti", "20Gi", max_length=16)]
@@ -334,7 +340,7 @@ class Access(Model):
 
 
 class GenerateSpec(Model):
-    type: Literal["password", "token", "ssh-host-key"] = "password"
+    type: Literal["password", "token"] = "password"
     length: Int = Field(default=32, ge=16, le=128)
 
 
@@ -396,7 +402,7 @@ class Updates(Model):
 class ResetPolicy(Model):
     """What `umhctl reset device` keeps and backs up."""
 
-    keep: list[AbsolutePath] = Field(
+    keep: list[KeepPattern] = Field(
         default=[],
         description="Paths kept across a reset (egrep regexes for absolute paths allowed), besides the SSH host keys.",
     )

@@ -25,18 +25,27 @@ q = shlex.quote
 
 
 def lock_script(holder: str, *, force: bool = False) -> str:
-    """Take the device lock. Prints `LOCKED`, or `HELD <age> <holder>`; a lock older than the stale timeout
-    (an apply that died) is taken over and reported as `STALE <holder>`."""
+    """Take the device lock. Prints `LOCKED`, `HELD <age> <holder-b64>`, or `STALE <holder-b64>` when a lock
+    older than the stale timeout (an apply that died) was taken over.
+
+    `mkdir` is the atomic test-and-set. A lock whose info is not written yet counts as brand new. A stale lock is
+    first renamed away, which only one of two racing takers can do, so two can never both win.
+    """
     info = base64.b64encode(holder.encode()).decode()
-    return f"""set -eu
+    return f"""set -u
 mkdir -p {STATE_DIR}
 chmod 0755 {STATE_DIR}
 take() {{ printf '%s\\n%s\\n' "$(date +%s)" "$(printf '%s' {q(info)} | base64 -d)" > {LOCK_DIR}/info; }}
-if {"rm -rf " + LOCK_DIR + "; " if force else ""}mkdir {LOCK_DIR} 2>/dev/null; then take; echo LOCKED; exit 0; fi
-since=$(head -n1 {LOCK_DIR}/info 2>/dev/null || echo 0)
+{f"rm -rf {LOCK_DIR}" if force else ":"}
+if mkdir {LOCK_DIR} 2>/dev/null; then take; echo LOCKED; exit 0; fi
+since=$(head -n1 {LOCK_DIR}/info 2>/dev/null || true)
 who=$(tail -n +2 {LOCK_DIR}/info 2>/dev/null | base64 -w0)
-age=$(( $(date +%s) - ${{since:-0}} ))
-if [ "$age" -gt {LOCK_STALE_SECONDS} ]; then take; echo "STALE $who"; exit 0; fi
+now=$(date +%s)
+age=$(( now - ${{since:-$now}} ))
+if [ "$age" -gt {LOCK_STALE_SECONDS} ] && mv -T {LOCK_DIR} {LOCK_DIR}.stale.$$ 2>/dev/null; then
+  rm -rf {LOCK_DIR}.stale.$$
+  if mkdir {LOCK_DIR} 2>/dev/null; then take; echo "STALE $who"; exit 0; fi
+fi
 echo "HELD $age $who"
 """
 
@@ -73,12 +82,13 @@ def apply_script(changes: list[Change], desired: DesiredState, record: dict[str,
     ]
     metadata_only: list[str] = []
     deletes: list[str] = []
+    replaced: list[str] = []  # what stands where a file or link belongs goes only once everything is staged
     for index, change in enumerate(changes):
         if change.kind == "file" and change.action in (Action.CREATE, Action.UPDATE, Action.REPLACE):
             f = files[change.target]
             content_changes = change.before is None or change.before.get("sha256") != f.sha256
             if change.action is Action.REPLACE:
-                lines.append(f"rm -rf -- {q(f.path)}")
+                replaced.append(f"rm -rf -- {q(f.path)}")
             if content_changes or change.action is Action.REPLACE:
                 lines += _staged_file(index, f.path, f.content, f.mode, f.owner, f.group)
             else:
@@ -90,7 +100,7 @@ def apply_script(changes: list[Change], desired: DesiredState, record: dict[str,
             link = links[change.target]
             tmp = f"$(dirname {q(link.path)})/.umhctl-{index}-{secrets.token_hex(4)}.lnk"
             if change.action is Action.REPLACE:
-                lines.append(f"rm -rf -- {q(link.path)}")
+                replaced.append(f"rm -rf -- {q(link.path)}")
             lines += [
                 f'mkdir -p -- "$(dirname {q(link.path)})"',
                 f't="{tmp}"',
@@ -109,6 +119,8 @@ def apply_script(changes: list[Change], desired: DesiredState, record: dict[str,
     lines += [
         # Everything is staged, the record included: now the renames, each atomic; the record goes last, so it
         # never claims a state the device does not have.
+        "echo RENAMING",
+        *replaced,
         f"for ((i = 0; i < ${{#renames[@]}} - 4; i += 2)); do {rename}; done",
         *metadata_only,
         *deletes,
@@ -127,7 +139,8 @@ def restart_script(units: list[str], daemon_reload: bool) -> str:
         lines.append("systemctl daemon-reload || failed=1")
     for unit in units:
         lines.append(
-            f'if systemctl restart -- {q(unit)}; then echo "RESTARTED {unit}"; else echo "FAILED {unit}"; failed=1; fi'
+            f"if systemctl restart -- {q(unit)}; then echo RESTARTED {q(unit)}; "
+            f"else echo FAILED {q(unit)}; failed=1; fi"
         )
     lines.append("exit $failed")
     return "\n".join(lines) + "\n"

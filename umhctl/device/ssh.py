@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     import paramiko
 
 CONNECT_TIMEOUT = 10.0
+
+# paramiko logs dropped connections (e.g. a rebooting device) itself; umhctl reports what matters.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
 COMMAND_TIMEOUT = 300.0
 
 
@@ -119,10 +123,6 @@ class Connection:
 
 def connect(endpoint: Endpoint, *, timeout: float = CONNECT_TIMEOUT) -> Connection:
     import paramiko  # heavy: only commands that talk to devices pay for it
-
-    # paramiko logs dropped connections (e.g. a rebooting device) itself; umhctl reports what matters.
-    logging.getLogger("paramiko").addHandler(logging.NullHandler())
-    logging.getLogger("paramiko").propagate = False
 
     where = f"{endpoint.address}:{endpoint.port}"
     if not endpoint.known_hosts.is_file():

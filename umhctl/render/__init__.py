@@ -63,7 +63,7 @@ def render_site(
     for name in devices or []:
         if name not in names:
             raise UmhctlError(f"no device '{name}' in the blueprint", hint="devices: " + ", ".join(names))
-    chosen = [d for d in bp.devices if not devices or d.name in devices]
+    chosen = [d for d in bp.devices if devices is None or d.name in devices]
     return [render_device(loaded, d, secrets, redact=redact) for d in chosen]
 
 

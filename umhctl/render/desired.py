@@ -10,6 +10,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from umhctl.errors import UmhctlError
+
 
 @dataclass(frozen=True)
 class File:
@@ -68,7 +70,7 @@ class DesiredState:
         duplicates = {p for p in paths if paths.count(p) > 1}
         if duplicates:
             # Two renderers claiming one path is a bug in umhctl or a blueprint 'files' entry colliding with ours.
-            raise ValueError(f"{self.device}: more than one definition for {', '.join(sorted(duplicates))}")
+            raise UmhctlError(f"{self.device}: more than one definition for {', '.join(sorted(duplicates))}")
         return DesiredState(
             self.device,
             sorted(self.files, key=lambda f: f.path),

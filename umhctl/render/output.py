@@ -31,14 +31,22 @@ def write_render(render: DeviceRender, out: Path) -> Path:
     _write(target / "butane.yaml", render.butane.encode(), mode)
     rootfs = target / "rootfs"
     for f in render.state.files:
-        _write(rootfs / f.path.lstrip("/"), f.content, 0o600 if f.secret else f.mode)
+        _write(_inside(rootfs, f.path), f.content, 0o600 if f.secret else f.mode)
     for link in render.state.links:
-        path = rootfs / link.path.lstrip("/")
+        path = _inside(rootfs, link.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(link.target, path)
     data = render.state.to_data()
     _write(target / MARKER, (json.dumps(data, indent=2) + "\n").encode(), 0o644)
     return target
+
+
+def _inside(rootfs: Path, device_path: str) -> Path:
+    # validate refuses ".." in paths; this keeps a render from ever writing outside --out all the same.
+    path = (rootfs / device_path.lstrip("/")).resolve()
+    if not path.is_relative_to(rootfs.resolve()):
+        raise UmhctlError(f"refusing to write {device_path}: it leads outside {rootfs}")
+    return path
 
 
 def _write(path: Path, content: bytes, mode: int) -> None:

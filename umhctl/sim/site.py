@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from umhctl.errors import UmhctlError
+from umhctl.fsutil import write_atomic
 from umhctl.render.system import HOST_KEY
 from umhctl.sim import layer as sim_layer
 from umhctl.sim import process, reset
@@ -43,7 +44,7 @@ from umhctl.sim.provision import (
     new_machine_id,
     run_ignition,
 )
-from umhctl.sim.state import SimDevice, SimSite, default_state_dir, locked, resolve_state_dir, write_atomic
+from umhctl.sim.state import SimDevice, SimSite, default_state_dir, locked, resolve_state_dir
 
 __all__ = [
     "DeviceResult",

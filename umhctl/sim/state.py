@@ -20,13 +20,13 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from umhctl.errors import UmhctlError
+from umhctl.fsutil import write_atomic, xdg_dir
 from umhctl.secrets import generate_ed25519
 from umhctl.sim.net import assert_loopback
 from umhctl.sim.process import WATCHER_MODULE, alive, cmdline, is_device_process
@@ -43,8 +43,7 @@ def default_state_dir(site: str) -> Path:
     override = os.environ.get(STATE_ENV)
     if override:
         return Path(override) / site
-    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state_home) / "umhctl" / "sim" / site
+    return xdg_dir("state") / "umhctl" / "sim" / site
 
 
 @dataclass
@@ -206,15 +205,3 @@ def locked(state_dir: Path) -> Iterator[None]:
     with open(state_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
-
-
-def write_atomic(path: Path, text: str, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

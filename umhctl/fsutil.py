@@ -1,0 +1,29 @@
+"""Local files umhctl keeps on the operator's machine: where they live (XDG) and how they are written (atomically)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def xdg_dir(kind: str) -> Path:
+    """$XDG_DATA_HOME, $XDG_STATE_HOME or $XDG_CACHE_HOME (kind "data", "state", "cache"), with their defaults."""
+    default = {"data": ".local/share", "state": ".local/state", "cache": ".cache"}[kind]
+    return Path(os.environ.get(f"XDG_{kind.upper()}_HOME") or Path.home() / default)
+
+
+def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+    """Write via a uniquely named temp file in the same directory, fsync, rename: readers see old or new, whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode() if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
