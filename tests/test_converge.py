@@ -6,6 +6,7 @@ checks and blueprint edits are real. Tests run in order; each leaves the site co
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -258,6 +259,9 @@ def test_secret_values_never_appear_in_plans_or_logs(site: Site, tmp_path: Path)
             text = path.read_text()
             secrets |= {text.strip()} | {line for line in text.splitlines() if len(line) > 20 and "PRIVATE" not in line}
     assert len(secrets) >= 6
+    # Nor the plain sha256 of a secret-bearing file (a weak password could be guessed from it offline).
+    token_file = Path(os.environ["UMHCTL_SECRETS_DIR"]) / "demo-site" / "k3s-token.hub-01"
+    secrets.add(hashlib.sha256(token_file.read_bytes()).hexdigest())
     # Make secret-bearing files differ, so the plan has something to say about them.
     site.device_file("hub-01", "/etc/rancher/k3s/token").write_text("tampered\n")
     site.device_file("hub-01", "/var/lib/rancher/k3s/server/manifests/umhctl-secrets.yaml").write_text("x: 1\n")

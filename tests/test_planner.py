@@ -45,7 +45,9 @@ def _record(desired: DesiredState) -> dict[str, object]:
 
 
 def _plan(desired: DesiredState, facts: Facts, lookup=lambda sha: None):  # type: ignore[no-untyped-def]
-    return plan_device(desired, facts, address="127.0.0.1:22", install_disk="/dev/sda", lookup=lookup)
+    return plan_device(
+        desired, facts, address="127.0.0.1:22", install_disk="/dev/sda", lookup=lookup, seal=lambda s: f"sealed:{s[:8]}"
+    )
 
 
 def test_in_sync_device_has_no_changes() -> None:
@@ -75,6 +77,10 @@ def test_content_mode_and_missing_changes_and_restarts_in_order() -> None:
     assert a.diff is not None and "-a=0" in a.diff and "+a=1" in a.diff
     secret = by_target["/etc/secret"]
     assert secret.sensitive and secret.diff is None and "mode 0644 → 0600" in secret.reason
+    # Hashes of secret-bearing files are only ever shown sealed (keyed), never as plain sha256.
+    assert secret.after["sha256"].startswith("sealed:") and secret.before["sha256"].startswith("sealed:")
+    assert plan.path_states["/etc/secret"].endswith("sealed:" + _sha(b"token\n")[:8])
+    assert _sha(b"token\n") not in str(plan.to_dict())
     assert by_target["/etc/systemd/network/10-eth0.network"].action is Action.CREATE
     restarts = [c.target for c in plan.changes if c.action is Action.RESTART]
     assert restarts == ["systemd-networkd.service", "k3s.service", "a.service"]

@@ -127,7 +127,8 @@ def render(
     loaded = load_blueprint(file)
     secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
     renders = render_site(loaded, secrets, devices=device, redact=redact)
-    written = [(r, write_render(r, out)) for r in renders]
+    seal = secrets.sealer()
+    written = [(r, write_render(r, out, seal)) for r in renders]
     recorded = record_site_host_keys(loaded, secrets, [r.device for r in renders]) if update_known_hosts else []
     if output is Output.json:
         views.print_json(
@@ -381,7 +382,7 @@ def reset_device(
 
     from umhctl import views
     from umhctl.blueprint.loader import load_blueprint
-    from umhctl.converge import Applier, ContentCache, targets
+    from umhctl.converge import Applier, ContentCache, blueprint_info, targets
     from umhctl.device.ssh import key_fingerprint
     from umhctl.gitinfo import blueprint_version
     from umhctl.render import render_site
@@ -456,7 +457,7 @@ def reset_device(
             raise typer.Exit(0)
     (target,) = targets(loaded, secrets, devices=[name], sim=sim, identity=identity)
     cache = ContentCache()
-    info = {"path": str(loaded.path), "site": bp.metadata.name, "commit": version.commit, "dirty": version.dirty}
+    info = blueprint_info(loaded, version)
     run = ResetRun(
         name,
         target,

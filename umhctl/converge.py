@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from umhctl.fleet import Outcome, Phase, run_fleet
 from umhctl.fsutil import write_atomic, xdg_dir
 from umhctl.gitinfo import BlueprintVersion, operator
 from umhctl.plan.model import Action, DevicePlan, Plan
-from umhctl.plan.planner import plan_device
+from umhctl.plan.planner import plan_device, secret_paths
 from umhctl.render import render_site
 from umhctl.render.desired import DesiredState
 from umhctl.secrets import SecretStore
@@ -60,6 +60,7 @@ class Target:
     endpoint: Endpoint
     desired: DesiredState
     install_disk: str
+    seal: Callable[[str], str]  # see SecretStore.sealer
 
 
 def targets(
@@ -72,6 +73,7 @@ def targets(
 ) -> list[Target]:
     bp = loaded.blueprint
     renders = render_site(loaded, secrets, devices=devices)
+    seal = secrets.sealer()
     key: Path | None = identity
     if sim:
         from umhctl.sim.state import SimSite
@@ -85,7 +87,7 @@ def targets(
         device = bp.device(r.device)
         address, port = site.endpoint(r.device) if sim else (str(device.address), device.ssh_port)
         endpoint = Endpoint(r.device, address, port, bp.access.user, known_hosts, key)
-        out.append(Target(r.device, endpoint, r.state, device.install_disk))
+        out.append(Target(r.device, endpoint, r.state, device.install_disk, seal))
     return out
 
 
@@ -132,6 +134,7 @@ def _make_plan(run: DeviceRun, cache: ContentCache) -> DevicePlan:
         address=f"{run.target.endpoint.address}:{run.target.endpoint.port}",
         install_disk=run.target.install_disk,
         lookup=cache.get,
+        seal=run.target.seal,
     )
 
 
@@ -163,10 +166,10 @@ def plan_site(
         else:
             address = f"{run.target.endpoint.address}:{run.target.endpoint.port}"
             devices.append(DevicePlan(run.device, address, error=outcome.error))
-    return Plan(_blueprint_info(loaded, version), devices, __version__)
+    return Plan(blueprint_info(loaded, version), devices, __version__)
 
 
-def _blueprint_info(loaded: LoadedBlueprint, version: BlueprintVersion) -> dict[str, Any]:
+def blueprint_info(loaded: LoadedBlueprint, version: BlueprintVersion) -> dict[str, Any]:
     return {
         "path": str(loaded.path),
         "site": loaded.blueprint.metadata.name,
@@ -196,6 +199,7 @@ def _record(run: DeviceRun, info: dict[str, Any], who: str, when: str) -> dict[s
                 "owner": f.owner,
                 "group": f.group,
                 "restarts": list(f.restarts),
+                "secret": f.secret,
             }
             for f in desired.files
         },
@@ -206,7 +210,7 @@ def _record(run: DeviceRun, info: dict[str, Any], who: str, when: str) -> dict[s
 def _check_saved_plan_matches_render(run: DeviceRun) -> None:
     """A saved plan holds hashes only; the content comes from a fresh render, which must still match it."""
     assert run.plan is not None
-    files = {f.path: f.sha256 for f in run.target.desired.files}
+    files = {f.path: run.target.seal(f.sha256) if f.secret else f.sha256 for f in run.target.desired.files}
     links = {link.path: link.target for link in run.target.desired.links}
     for change in run.plan.changes:
         after = change.after or {}
@@ -240,8 +244,8 @@ class Applier:
             Phase("connecting", _connect),
             Phase("locking", self.lock),
             Phase("re-reading facts", self.recheck),
-            Phase("applying changes", self.apply, should_run=_has_writes),
-            Phase("restarting units", self.restart, should_run=_has_restarts),
+            Phase("applying changes", self.apply, should_run=has_writes),
+            Phase("restarting units", self.restart, should_run=has_restarts),
             Phase("verifying", self.verify, should_run=lambda run: run.applied),
             Phase("unlocking", self.unlock, cleanup=True),
             Phase("disconnecting", _disconnect, cleanup=True),
@@ -276,7 +280,7 @@ class Applier:
         facts = run.facts
         assert facts is not None
         if facts.fingerprint() != run.plan.fingerprint:
-            changed = _changed_paths(run.plan, facts) or ["the applied-state record"]
+            changed = _changed_paths(run, facts) or ["the applied-state record"]
             raise UmhctlError(
                 f"plan is stale for {run.device}: {', '.join(changed)} changed since the plan was made; run plan again"
             )
@@ -334,11 +338,11 @@ def _b64(text: str) -> str:
         return text
 
 
-def _has_writes(run: DeviceRun) -> bool:
+def has_writes(run: DeviceRun) -> bool:
     return run.plan is not None and any(c.kind in ("file", "link", "record") for c in run.plan.changes)
 
 
-def _has_restarts(run: DeviceRun) -> bool:
+def has_restarts(run: DeviceRun) -> bool:
     return run.plan is not None and (
         run.plan.daemon_reload or any(c.action is Action.RESTART for c in run.plan.changes)
     )
@@ -354,9 +358,11 @@ def _describe(plan: DevicePlan) -> str:
     return ", ".join(parts) or "applied-state record written (umhctl now owns the device's files)"
 
 
-def _changed_paths(plan: DevicePlan, facts: Facts) -> list[str]:
+def _changed_paths(run: DeviceRun, facts: Facts) -> list[str]:
     """Which paths are not as they were when the plan was made (the record counts as a path too)."""
-    now = facts.path_states()
+    assert run.plan is not None
+    plan = run.plan
+    now = facts.path_states(secret_paths(run.target.desired, facts), run.target.seal)
     changed = sorted(p for p in set(now) | set(plan.path_states) if now.get(p) != plan.path_states.get(p))
     return changed[:5] + ([f"and {len(changed) - 5} more"] if len(changed) > 5 else [])
 

@@ -20,14 +20,23 @@ from pathlib import Path
 from rich.console import Console
 
 from umhctl.blueprint.loader import LoadedBlueprint
-from umhctl.converge import Applier, ContentCache, DeviceRun, _connect, _disconnect, _make_plan, _read_facts
+from umhctl.converge import (
+    Applier,
+    ContentCache,
+    DeviceRun,
+    _connect,
+    _disconnect,
+    _make_plan,
+    _read_facts,
+    has_restarts,
+    has_writes,
+)
 from umhctl.device.facts import STATE_DIR
 from umhctl.device.ssh import HostKeyMismatch, connect
 from umhctl.errors import UmhctlError
 from umhctl.fleet import Outcome, Phase, run_fleet
 from umhctl.gitinfo import commit_file
 from umhctl.knownhosts import host_pattern, set_host_key
-from umhctl.plan.model import Action
 
 HOST_KEYS = "/etc/ssh/ssh_host_.*"
 # Written before the reboot and not kept: finding it gone proves the reset really happened.
@@ -201,12 +210,6 @@ def reset_phases(applier: Applier, cache: ContentCache) -> list[Phase[ResetRun]]
     def plan(run: ResetRun) -> None:
         _read_facts(run)
         run.plan = _make_plan(run, cache)
-
-    def has_writes(run: ResetRun) -> bool:
-        return run.plan is not None and any(c.kind in ("file", "link", "record") for c in run.plan.changes)
-
-    def has_restarts(run: ResetRun) -> bool:
-        return run.plan is not None and any(c.action is Action.RESTART for c in run.plan.changes)
 
     return [
         Phase("connecting", _connect, should_run=not_waiting),

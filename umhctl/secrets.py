@@ -9,12 +9,14 @@ an SSH host key and a k3s token generated here.
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import hmac
 import os
 import secrets as pysecrets
 import string
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +92,19 @@ class SecretStore:
         key = HostKey(private.read_text(), (private.with_suffix(private.suffix + ".pub")).read_text().strip())
         self.handed_out.add(key.private)
         return key
+
+    def sealer(self) -> Callable[[str], str]:
+        """Turns the sha256 of a secret-bearing file into a keyed digest (HMAC with a key from this store).
+
+        Plans, saved plans and renders show these instead of plain hashes, so a weak password from {env: ...}
+        cannot be guessed offline from a plan file; the same key gives the same digest, so plans still compare.
+        """
+        key = self._generated("plan-seal-key", GenerateSpec(type="token", length=64)).encode()
+
+        def seal(sha256: str) -> str:
+            return "hmac-sha256:" + hmac.new(key, sha256.encode(), hashlib.sha256).hexdigest()[:32]
+
+        return seal
 
     def rotate_host_key(self, device: str) -> HostKey:
         """Replace the device's host key with a new one (the old one is kept as .old until the next rotation)."""

@@ -481,9 +481,6 @@ class Sensor(Model):
     )
 
 
-Datasource = Literal["timescaledb", "mqtt"]
-
-
 class Dashboard(Model):
     name: DnsLabel
     folder: str = "General"

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import json
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,12 +82,13 @@ class Facts:
         }
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
-    def path_states(self) -> dict[str, str]:
-        """A short description of each path's state: what a stale-plan message compares."""
+    def path_states(self, secret: set[str], seal: Callable[[str], str]) -> dict[str, str]:
+        """A short description of each path's state: what a stale-plan message compares (secret files sealed)."""
         states = {}
         for path, fact in sorted(self.paths.items()):
             if fact.kind == "file":
-                states[path] = f"file {fact.mode or 0:04o} {fact.owner}:{fact.group} {fact.sha256}"
+                digest = seal(fact.sha256 or "") if path in secret else fact.sha256
+                states[path] = f"file {fact.mode or 0:04o} {fact.owner}:{fact.group} {digest}"
             elif fact.kind == "link":
                 states[path] = f"link -> {fact.target}"
             else:

@@ -113,8 +113,11 @@ def apply_script(changes: list[Change], desired: DesiredState, record: dict[str,
     managed = "".join(f"{p}\n" for p in sorted(record["files"]) + sorted(record["links"]))
     record_text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     lines.append(f"mkdir -p {STATE_DIR}")
-    for index, (path, text) in enumerate(((MANAGED_LIST, managed), (RECORD, record_text)), start=len(changes)):
-        lines += _staged_file(index, path, text.encode(), 0o644, "root", "root")
+    # The record holds the hashes of secret-bearing files: root only, like the files themselves.
+    for index, (path, text, mode) in enumerate(
+        ((MANAGED_LIST, managed, 0o644), (RECORD, record_text, 0o600)), start=len(changes)
+    ):
+        lines += _staged_file(index, path, text.encode(), mode, "root", "root")
     rename = 'mv -f -T -- "${renames[i]}" "${renames[i+1]}"'
     lines += [
         # Everything is staged, the record included: now the renames, each atomic; the record goes last, so it

@@ -20,15 +20,24 @@ SYSTEMD_DIRS = ("/etc/systemd/system/", "/etc/systemd/system.conf.d/")
 DIFF_LINES = 80  # longer diffs are collapsed in the plan
 
 ContentLookup = Callable[[str], bytes | None]  # sha256 -> content, when known locally
+Seal = Callable[[str], str]  # sha256 of a secret-bearing file -> keyed digest (never shown plain)
 
 
-def _file_attrs(f: File) -> dict[str, Any]:
-    return {"mode": f"{f.mode:04o}", "owner": f"{f.owner}:{f.group}", "sha256": f.sha256, "size": len(f.content)}
+def secret_paths(desired: DesiredState, facts: Facts) -> set[str]:
+    """Files whose hashes are sealed: secret now, or secret when umhctl last applied them."""
+    recorded = {p for p, entry in _recorded(facts).items() if entry.get("secret")}
+    return recorded | {f.path for f in desired.files if f.secret}
 
 
-def _fact_attrs(fact: PathFact) -> dict[str, Any]:
+def _file_attrs(f: File, seal: Seal) -> dict[str, Any]:
+    digest = seal(f.sha256) if f.secret else f.sha256
+    return {"mode": f"{f.mode:04o}", "owner": f"{f.owner}:{f.group}", "sha256": digest, "size": len(f.content)}
+
+
+def _fact_attrs(fact: PathFact, seal: Seal | None = None) -> dict[str, Any]:
     if fact.kind == "file":
-        return {"mode": f"{fact.mode or 0:04o}", "owner": f"{fact.owner}:{fact.group}", "sha256": fact.sha256}
+        digest = seal(fact.sha256 or "") if seal else fact.sha256
+        return {"mode": f"{fact.mode or 0:04o}", "owner": f"{fact.owner}:{fact.group}", "sha256": digest}
     if fact.kind == "link":
         return {"target": fact.target}
     return {"type": fact.other or fact.kind}
@@ -57,8 +66,11 @@ def _recorded(facts: Facts) -> dict[str, dict[str, Any]]:
     return files
 
 
-def _file_change(f: File, fact: PathFact, recorded: dict[str, Any] | None, lookup: ContentLookup) -> Change | None:
-    after = _file_attrs(f)
+def _file_change(
+    f: File, fact: PathFact, recorded: dict[str, Any] | None, lookup: ContentLookup, seal: Seal
+) -> Change | None:
+    after = _file_attrs(f, seal)
+    sealing = seal if f.secret else None
     if fact.kind == "absent":
         diff = None if f.secret else _diff(f.path, b"", f.content)
         return Change(Action.CREATE, "file", f.path, "not on the device", None, after, f.secret, diff=diff)
@@ -68,11 +80,11 @@ def _file_change(f: File, fact: PathFact, recorded: dict[str, Any] | None, looku
             "file",
             f.path,
             f"a {_fact_attrs(fact)['type']} stands where a file belongs",
-            _fact_attrs(fact),
+            _fact_attrs(fact, sealing),
             after,
             f.secret,
         )
-    before = _fact_attrs(fact)
+    before = _fact_attrs(fact, sealing)
     drift = recorded is not None and recorded.get("sha256") != fact.sha256
     reasons = []
     if fact.sha256 != f.sha256:
@@ -113,14 +125,15 @@ def _link_change(link: Link, fact: PathFact) -> Change | None:
 
 
 def plan_device(
-    desired: DesiredState, facts: Facts, *, address: str, install_disk: str, lookup: ContentLookup
+    desired: DesiredState, facts: Facts, *, address: str, install_disk: str, lookup: ContentLookup, seal: Seal
 ) -> DevicePlan:
     recorded = _recorded(facts)
+    sealed = secret_paths(desired, facts)
     changes: list[Change] = []
     restarts: set[str] = set()
     daemon_reload = False
     for f in desired.files:
-        change = _file_change(f, facts.path(f.path), recorded.get(f.path), lookup)
+        change = _file_change(f, facts.path(f.path), recorded.get(f.path), lookup, seal)
         if change:
             changes.append(change)
             restarts.update(f.restarts)
@@ -136,7 +149,10 @@ def plan_device(
         fact = facts.path(path)
         if fact.kind == "absent":
             continue
-        changes.append(Change(Action.DELETE, fact.kind, path, "no longer in the blueprint", _fact_attrs(fact), None))
+        before = _fact_attrs(fact, seal if path in sealed else None)
+        changes.append(
+            Change(Action.DELETE, fact.kind, path, "no longer in the blueprint", before, None, path in sealed)
+        )
         restarts.update(recorded.get(path, {}).get("restarts", []))
         daemon_reload |= path.startswith(SYSTEMD_DIRS)
     if facts.record is None and not changes:
@@ -171,6 +187,6 @@ def plan_device(
         changes=changes,
         daemon_reload=daemon_reload,
         fingerprint=facts.fingerprint(),
-        path_states=facts.path_states(),
+        path_states=facts.path_states(sealed, seal),
         warnings=warnings,
     )

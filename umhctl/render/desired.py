@@ -1,4 +1,4 @@
-"""A device's desired state as plain data: files, links and systemd units, and what restarts when they change.
+"""A device's desired state as plain data: files and links, and which systemd units restart when they change.
 
 Rendering builds one DesiredState per device. Ignition delivers it on first boot; SSH apply converges to it on
 day 2. It is a pure function of the blueprint and the secret store: no timestamps, no randomness, sorted.
@@ -7,6 +7,7 @@ day 2. It is a pure function of the blueprint and the secret store: no timestamp
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,17 +36,6 @@ class Link:
 
 
 @dataclass(frozen=True)
-class Unit:
-    """A systemd unit umhctl enables, masks or extends with drop-ins (the unit file itself may ship with the OS)."""
-
-    name: str
-    enabled: bool | None = None  # None: leave as is
-    mask: bool = False
-    contents: str | None = None
-    dropins: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
 class RemoteFile:
     """A file only first boot fetches from the internet (the k3s system extension image); not part of SSH apply."""
 
@@ -59,7 +49,6 @@ class DesiredState:
     device: str
     files: list[File] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
-    units: list[Unit] = field(default_factory=list)
     remote_files: list[RemoteFile] = field(default_factory=list)
 
     def add(self, *files: File) -> None:
@@ -75,15 +64,14 @@ class DesiredState:
             self.device,
             sorted(self.files, key=lambda f: f.path),
             sorted(self.links, key=lambda link: link.path),
-            sorted(self.units, key=lambda u: u.name),
             sorted(self.remote_files, key=lambda r: r.path),
         )
 
     def file(self, path: str) -> File:
         return next(f for f in self.files if f.path == path)
 
-    def to_data(self) -> dict[str, Any]:
-        """The plan input: everything but secret contents (hashes only)."""
+    def to_data(self, seal: Callable[[str], str] | None = None) -> dict[str, Any]:
+        """The plan input: no contents; secret-bearing files get a keyed digest (`seal`), or none."""
         return {
             "device": self.device,
             "files": [
@@ -92,7 +80,7 @@ class DesiredState:
                     "mode": f"{f.mode:04o}",
                     "owner": f.owner,
                     "group": f.group,
-                    "sha256": f.sha256,
+                    "sha256": (seal(f.sha256) if seal else None) if f.secret else f.sha256,
                     "size": len(f.content),
                     "secret": f.secret,
                     "restarts": list(f.restarts),
@@ -100,13 +88,4 @@ class DesiredState:
                 for f in self.files
             ],
             "links": [{"path": link.path, "target": link.target} for link in self.links],
-            "units": [
-                {
-                    "name": u.name,
-                    "enabled": u.enabled,
-                    "mask": u.mask,
-                    "dropins": [name for name, _ in u.dropins],
-                }
-                for u in self.units
-            ],
         }

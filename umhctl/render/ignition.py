@@ -51,25 +51,7 @@ def ignition_config(bp: SiteBlueprint, state: DesiredState) -> dict[str, Any]:
             ],
         },
     }
-    units = [_unit(u.name, u.enabled, u.mask, u.contents, u.dropins) for u in state.units]
-    if units:
-        config["systemd"] = {"units": units}
     return config
-
-
-def _unit(
-    name: str, enabled: bool | None, mask: bool, contents: str | None, dropins: tuple[tuple[str, str], ...]
-) -> dict[str, Any]:
-    unit: dict[str, Any] = {"name": name}
-    if enabled is not None:
-        unit["enabled"] = enabled
-    if mask:
-        unit["mask"] = True
-    if contents is not None:
-        unit["contents"] = contents
-    if dropins:
-        unit["dropins"] = [{"name": n, "contents": c} for n, c in dropins]
-    return unit
 
 
 def ignition_json(config: dict[str, Any]) -> str:
@@ -118,6 +100,4 @@ def butane_yaml(bp: SiteBlueprint, state: DesiredState) -> str:
             ],
         },
     }
-    if state.units:
-        document["systemd"] = {"units": [_unit(u.name, u.enabled, u.mask, u.contents, u.dropins) for u in state.units]}
     return to_yaml(document)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from umhctl.errors import UmhctlError
@@ -14,7 +15,7 @@ from umhctl.render.ignition import ignition_json
 MARKER = "plan-input.json"
 
 
-def write_render(render: DeviceRender, out: Path) -> Path:
+def write_render(render: DeviceRender, out: Path, seal: Callable[[str], str] | None = None) -> Path:
     """Replace DIR/<device> with this render. Files that carry secrets get mode 0600."""
     target = out / render.device
     if target.exists():
@@ -36,7 +37,7 @@ def write_render(render: DeviceRender, out: Path) -> Path:
         path = _inside(rootfs, link.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(link.target, path)
-    data = render.state.to_data()
+    data = render.state.to_data(seal)
     _write(target / MARKER, (json.dumps(data, indent=2) + "\n").encode(), 0o644)
     return target
 

@@ -75,10 +75,6 @@ def _literal(text: str, indent: int) -> str | None:
     return "|" + chomp + "\n" + "\n".join(lines) + "\n"
 
 
-def _is_collection(value: Any) -> bool:
-    return isinstance(value, (dict, list)) and len(value) > 0
-
-
 def _value(value: Any, indent: int) -> str:
     """Text after 'key:' or '- ': either ' scalar\\n' or a newline and an indented block."""
     if isinstance(value, dict):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -287,9 +286,3 @@ def _reachable_by_core(root: Path) -> bool:
         for directory in [root.resolve(), *root.resolve().parents]
         if directory.exists()
     )
-
-
-def fresh_root(root: Path) -> None:
-    if root.exists():
-        shutil.rmtree(root)
-    make_base_root(root)
