@@ -31,6 +31,9 @@ _PROBE = r"""
 set -u
 paths=(%s)
 if [ -f %s ]; then mapfile -t -O "${#paths[@]}" paths < %s; fi
+declare -A seen=(); unique=()
+for p in "${paths[@]}"; do [ -n "${seen[$p]+x}" ] || { seen[$p]=1; unique+=("$p"); }; done
+paths=("${unique[@]}")
 echo P
 ((${#paths[@]})) && find "${paths[@]}" -maxdepth 0 -printf '%%p	%%y	%%m	%%u	%%g	%%l
 ' 2>/dev/null
