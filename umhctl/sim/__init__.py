@@ -9,6 +9,6 @@ Everything in this package is a simulation part; none of it is ever installed on
 - layer.py, standins/: the read-only /usr overlay layer (no Python; systemctl, reboot and flatcar-reset stand-ins)
 - process.py, devinit.sh: one device = `unshare` (mount, pid, uts namespaces) -> mounts -> chroot -> sshd
 - reset.py: what Flatcar's initrd does after a staged flatcar-reset
-- net.py: loopback-only addresses (`assert_loopback`); probe.py: banner and paramiko login; watch.py: the
+- net.py: loopback-only addresses (`assert_loopback`); probe.py: banner and SSH login; watch.py: the
   reboot watcher; cli.py: the typer sub-app
 """

@@ -97,7 +97,7 @@ def status(
     file: BlueprintOpt,
     state_dir: StateDirOpt = None,
     login: Annotated[
-        bool, typer.Option("--login/--no-login", help="Also log in over SSH (strict host keys; needs paramiko).")
+        bool, typer.Option("--login/--no-login", help="Also log in over SSH (strict host keys).")
     ] = True,
     output: OutputOpt = Output.text,
 ) -> None:
