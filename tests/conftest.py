@@ -11,6 +11,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Simulated devices are real sshd processes in namespaces: root, Debian's ignition and openssh-server.
+needs_simulated_devices = pytest.mark.skipif(
+    os.geteuid() != 0
+    or not Path("/usr/lib/dracut/modules.d/30ignition/ignition").exists()
+    or not Path("/usr/sbin/sshd").exists(),
+    reason="simulated devices need root, ignition and openssh-server",
+)
 BLUEPRINTS = ROOT / "blueprints"
 EXAMPLES = sorted(BLUEPRINTS.glob("*.yaml"))
 

@@ -15,15 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from umhctl.cli import app
-from umhctl.sim.provision import IGNITION
 from umhctl.sim.state import SimSite
 
-from .conftest import git, simulated_demo_site
+from .conftest import git, needs_simulated_devices, simulated_demo_site
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not IGNITION.exists() or not Path("/usr/sbin/sshd").exists(),
-    reason="simulated devices need root, ignition and openssh-server",
-)
+pytestmark = needs_simulated_devices
 
 BASE = f"127.82.{os.getpid() % 250 + 1}.10"
 

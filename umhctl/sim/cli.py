@@ -5,6 +5,7 @@ Shared flags and the error boundary come from umhctl.options, as for the main co
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -96,9 +97,7 @@ def down(file: BlueprintOpt, state_dir: StateDirOpt = None, output: OutputOpt = 
 def status(
     file: BlueprintOpt,
     state_dir: StateDirOpt = None,
-    login: Annotated[
-        bool, typer.Option("--login/--no-login", help="Also log in over SSH (strict host keys).")
-    ] = True,
+    login: Annotated[bool, typer.Option("--login/--no-login", help="Also log in over SSH (strict host keys).")] = True,
     output: OutputOpt = Output.text,
 ) -> None:
     """List the simulated devices, their addresses and whether their sshd answers."""
@@ -148,30 +147,11 @@ def _site_data(site: SimSite) -> dict[str, Any]:
 
 
 def _result_data(r: DeviceResult) -> dict[str, Any]:
-    return {
-        "device": r.device,
-        "address": r.address,
-        "port": r.port,
-        "status": r.status,
-        "action": r.action,
-        "message": r.message,
-    }
+    return dataclasses.asdict(r)
 
 
 def _status_data(s: DeviceStatus) -> dict[str, Any]:
-    return {
-        "device": s.device,
-        "address": s.address,
-        "port": s.port,
-        "pid": s.pid,
-        "running": s.running,
-        "answers": s.answers,
-        "banner": s.banner,
-        "login": s.login,
-        "hostname": s.hostname,
-        "boots": s.boots,
-        "message": s.message,
-    }
+    return {**dataclasses.asdict(s), "answers": s.answers}
 
 
 def _address(address: str, port: int) -> str:
