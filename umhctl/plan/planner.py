@@ -43,6 +43,10 @@ def _fact_attrs(fact: PathFact, seal: Seal | None = None) -> dict[str, Any]:
     return {"type": fact.other or fact.kind}
 
 
+def _what(fact: PathFact) -> str:
+    return {"file": "file", "link": "symlink"}.get(fact.kind) or fact.other or fact.kind
+
+
 def _diff(path: str, old: bytes | None, new: bytes) -> str | None:
     if old is None:
         return None
@@ -79,7 +83,7 @@ def _file_change(
             Action.REPLACE,
             "file",
             f.path,
-            f"a {_fact_attrs(fact)['type']} stands where a file belongs",
+            f"a {_what(fact)} stands where a file belongs",
             _fact_attrs(fact, sealing),
             after,
             f.secret,
@@ -117,7 +121,12 @@ def _link_change(link: Link, fact: PathFact) -> Change | None:
         return Change(Action.CREATE, "link", link.path, "not on the device", None, after)
     if fact.kind != "link":
         return Change(
-            Action.REPLACE, "link", link.path, f"a {fact.kind} stands where a symlink belongs", _fact_attrs(fact), after
+            Action.REPLACE,
+            "link",
+            link.path,
+            f"a {_what(fact)} stands where a symlink belongs",
+            _fact_attrs(fact),
+            after,
         )
     if fact.target != link.target:
         return Change(Action.UPDATE, "link", link.path, f"points to {fact.target}", _fact_attrs(fact), after)
