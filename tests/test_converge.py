@@ -275,3 +275,23 @@ def test_secret_values_never_appear_in_plans_or_logs(site: Site, tmp_path: Path)
         leaked = [s for s in secrets if s in text]
         assert leaked == []
     assert site.plan("--detailed-exitcode")[0] == 0
+
+
+def test_a_unit_that_fails_to_restart_is_reported_and_retried(site: Site) -> None:
+    broken = site.device_file("hub-01", "/etc/umhctl-sim/broken-units/k3s.service")
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.touch()  # simulation: k3s cannot start on hub-01
+    site.device_file("hub-01", "/etc/rancher/k3s/token").write_text("tampered\n")
+    try:
+        code, out = site.apply()
+        assert code == 1 and "restarting failed for k3s.service" in out and "files are in place" in out
+        _, plan = site.plan()
+        (hub,) = [d for d in plan["devices"] if d["changes"]]
+        assert [(c["action"], c["target"], c["reason"]) for c in hub["changes"]] == [
+            ("↻", "k3s.service", "failed on the device")
+        ]
+    finally:
+        broken.unlink()
+    code, out = site.apply()
+    assert code == 0, out
+    assert site.plan("--detailed-exitcode")[0] == 0

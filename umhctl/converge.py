@@ -246,7 +246,7 @@ class Applier:
             Phase("re-reading facts", self.recheck),
             Phase("applying changes", self.apply, should_run=has_writes),
             Phase("restarting units", self.restart, should_run=has_restarts),
-            Phase("verifying", self.verify, should_run=lambda run: run.applied),
+            Phase("verifying", self.verify, should_run=lambda run: run.applied or has_restarts(run)),
             Phase("unlocking", self.unlock, cleanup=True),
             Phase("disconnecting", _disconnect, cleanup=True),
         ]
@@ -325,6 +325,15 @@ class Applier:
         if left:
             raise UmhctlError(
                 "after apply the device still differs: " + ", ".join(f"{c.action.value} {c.target}" for c in left)
+            )
+        # A unit restarted for this apply must not have failed (the probe reads the states of such units).
+        assert run.facts is not None and run.plan is not None
+        restarted = [c.target for c in run.plan.changes if c.action is Action.RESTART]
+        failed = [u for u in restarted if run.facts.units.get(u, ("", ""))[0] == "failed"]
+        if failed:
+            raise UmhctlError(
+                f"the files are in place, but {', '.join(failed)} failed after the restart",
+                hint="look at `journalctl -u UNIT` on the device",
             )
 
 

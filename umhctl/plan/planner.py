@@ -185,8 +185,15 @@ def plan_device(
                 {"install_disk": install_disk},
             )
         )
-    ordered = sorted(restarts, key=lambda u: (UNIT_ORDER.index(u) if u in UNIT_ORDER else len(UNIT_ORDER), u))
-    changes += [Change(Action.RESTART, "unit", unit, "its configuration changes") for unit in ordered]
+    # A unit whose configuration umhctl manages and that failed on the device (e.g. a restart in the last apply
+    # failed) is restarted again, even when no file changes: otherwise a fixed blueprint would never retry it.
+    managed_units = {u for f in desired.files for u in f.restarts}
+    failed = {u for u in managed_units if facts.units.get(u, ("", ""))[0] == "failed"} - restarts
+    ordered = sorted(restarts | failed, key=lambda u: (UNIT_ORDER.index(u) if u in UNIT_ORDER else len(UNIT_ORDER), u))
+    changes += [
+        Change(Action.RESTART, "unit", unit, "failed on the device" if unit in failed else "its configuration changes")
+        for unit in ordered
+    ]
     warnings = []
     if any(c.target.startswith("/etc/systemd/network/") for c in changes):
         warnings.append("network configuration changes: systemd-networkd restarts and the connection may drop")
