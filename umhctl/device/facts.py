@@ -47,11 +47,10 @@ echo K
 [ -d %s ] && base64 -w0 < %s/info 2>/dev/null && echo
 echo U
 units=(%s)
-if ((${#units[@]})); then
-  paste <(printf '%%s
-' "${units[@]}") <(systemctl is-active -- "${units[@]}" 2>/dev/null) \
-    <(systemctl is-enabled -- "${units[@]}" 2>/dev/null)
-fi
+# One line per unit, even when systemctl prints nothing for one (is-enabled of an unknown unit).
+for u in "${units[@]}"; do
+  printf '%%s\t%%s\t%%s\n' "$u" "$(systemctl is-active -- "$u" 2>/dev/null)" "$(systemctl is-enabled -- "$u" 2>/dev/null)"
+done
 echo H
 hostname
 echo E
