@@ -295,3 +295,34 @@ def test_a_unit_that_fails_to_restart_is_reported_and_retried(site: Site) -> Non
     code, out = site.apply()
     assert code == 0, out
     assert site.plan("--detailed-exitcode")[0] == 0
+
+
+def test_blueprint_identity_file_is_used_for_real_devices(site: Site, tmp_path: Path) -> None:
+    from umhctl.blueprint.loader import load_blueprint
+    from umhctl.converge import targets
+    from umhctl.errors import UmhctlError
+    from umhctl.secrets import SecretStore
+
+    key = tmp_path / "plant_ed25519"
+    key.write_text("not used here\n")
+    text = site.blueprint.read_text().replace(
+        "  knownHostsFile: known_hosts\n", f"  knownHostsFile: known_hosts\n  identityFile: {key}\n"
+    )
+    blueprint = site.repo / "identity-test.yaml"  # next to dashboards/ and files/; removed again below
+    blueprint.write_text(text)
+    try:
+        loaded = load_blueprint(blueprint)
+    finally:
+        blueprint.unlink()
+    store = SecretStore.for_blueprint(loaded.blueprint, site.repo)
+    (real,) = targets(loaded, store, devices=["edge-01"], sim=False, identity=None)
+    assert real.endpoint.identity == key and str(real.endpoint.address) == "192.0.2.21"
+    (simulated,) = targets(loaded, store, devices=["edge-01"], sim=True, identity=None)
+    assert simulated.endpoint.identity == site.sim.identity, "in sim mode the simulated site's operator key"
+    key.unlink()
+    try:
+        targets(loaded, store, devices=["edge-01"], sim=False, identity=None)
+    except UmhctlError as exc:
+        assert "identityFile" in str(exc)
+    else:
+        raise AssertionError("a missing identity file must be a clean error")

@@ -492,15 +492,11 @@ def reset_device(
         secrets.restore_host_key(name)
         views.show_line(f"{name}: the host key rotation was undone; the device keeps its key", stderr=True)
     if not outcome.ok:
-        hint = None
-        if outcome.failed_phase in (
-            "waiting for the device",
-            "checking its identity",
-            "planning",
-            "applying the blueprint",
-            "restarting units",
-            "verifying",
-        ):
+        if outcome.failed_phase in BEFORE_REBOOT:
+            hint = "nothing was changed on the device: fix the problem and run the same command again"
+        elif outcome.failed_phase == "rebooting":
+            hint = f"the reset is staged: once the device has rebooted, run: umhctl reset device {name} --wait"
+        else:
             hint = f"the device was reset; once it answers, finish with: umhctl reset device {name} --wait"
         raise UmhctlError(f"reset of {name} failed while {outcome.failed_phase}: {outcome.error}", hint=hint)
 

@@ -82,6 +82,12 @@ def targets(
         known_hosts, key = site.known_hosts, identity or site.identity
     else:
         known_hosts = loaded.path.parent / bp.access.known_hosts_file
+        if key is None and bp.access.identity_file:
+            key = Path(bp.access.identity_file).expanduser()
+            if not key.is_file():
+                raise UmhctlError(
+                    f"access.identityFile {key} does not exist", hint="pass -i KEY, or fix the path in the blueprint"
+                )
     out = []
     for r in renders:
         device = bp.device(r.device)

@@ -337,6 +337,11 @@ class Access(Model):
     known_hosts_file: RelativePath = Field(
         default="known_hosts", description="The site's known_hosts, relative to the blueprint."
     )
+    identity_file: str | None = Field(
+        default=None,
+        description="Private key umhctl logs in with, on the operator's machine (e.g. ~/.ssh/plant_ed25519; "
+        "never inside the repository). Default: ssh-agent and the usual ~/.ssh keys; -i overrides it.",
+    )
 
 
 class GenerateSpec(Model):

@@ -49,7 +49,9 @@ echo U
 units=(%s)
 # One line per unit, even when systemctl prints nothing for one (is-enabled of an unknown unit).
 for u in "${units[@]}"; do
-  printf '%%s\t%%s\t%%s\n' "$u" "$(systemctl is-active -- "$u" 2>/dev/null)" "$(systemctl is-enabled -- "$u" 2>/dev/null)"
+  active=$(systemctl is-active -- "$u" 2>/dev/null)
+  enabled=$(systemctl is-enabled -- "$u" 2>/dev/null)
+  printf '%%s\t%%s\t%%s\n' "$u" "$active" "$enabled"
 done
 echo H
 hostname
