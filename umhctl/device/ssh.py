@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import select
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,17 +88,21 @@ class Connection:
             out, err = bytearray(), bytearray()
             deadline = time.monotonic() + timeout
             while True:
-                if channel.recv_ready():
-                    out += channel.recv(65536)
-                elif channel.recv_stderr_ready():
+                # The channel is selectable: it wakes on stdout data and on end of stdout at once; stderr is read
+                # along the way so that a chatty command cannot stall on a full stderr window.
+                readable, _, _ = select.select([channel], [], [], 0.05)
+                while channel.recv_stderr_ready():
                     err += channel.recv_stderr(65536)
-                elif channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-                    break
+                if readable or channel.recv_ready():
+                    chunk = channel.recv(65536)
+                    if not chunk:
+                        break  # end of stdout: the command is done
+                    out += chunk
                 elif time.monotonic() > deadline:
                     raise UmhctlError(f"{self.endpoint.device}: a command took longer than {timeout:.0f} s")
-                else:
-                    time.sleep(0.005)
             status = channel.recv_exit_status()
+            while channel.recv_stderr_ready():
+                err += channel.recv_stderr(65536)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             # The device went away mid-command (a reboot, a dropped link).
             raise UmhctlError(f"{self.endpoint.device}: SSH command failed: {exc or type(exc).__name__}") from None
