@@ -7,6 +7,8 @@ facts changed since.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import datetime as dt
 import json
@@ -111,17 +113,17 @@ class DeviceRun:
     notes: list[str] = field(default_factory=list)
 
 
-def _connect(run: DeviceRun) -> None:
+def open_connection(run: DeviceRun) -> None:
     run.conn = connect(run.target.endpoint)
 
 
-def _disconnect(run: DeviceRun) -> None:
+def close_connection(run: DeviceRun) -> None:
     if run.conn is not None:
         run.conn.close()
         run.conn = None
 
 
-def _read_facts(run: DeviceRun) -> None:
+def read_facts(run: DeviceRun) -> None:
     assert run.conn is not None
     desired = run.target.desired
     paths = [f.path for f in desired.files] + [link.path for link in desired.links]
@@ -132,7 +134,7 @@ def _read_facts(run: DeviceRun) -> None:
     run.facts = parse_facts(result.stdout, run.device)
 
 
-def _make_plan(run: DeviceRun, cache: ContentCache) -> DevicePlan:
+def make_device_plan(run: DeviceRun, cache: ContentCache) -> DevicePlan:
     assert run.facts is not None
     return plan_device(
         run.target.desired,
@@ -156,13 +158,13 @@ def plan_site(
     runs = [DeviceRun(t.device, t) for t in fleet]
 
     def make(run: DeviceRun) -> None:
-        run.plan = _make_plan(run, cache)
+        run.plan = make_device_plan(run, cache)
 
     phases: list[Phase[DeviceRun]] = [
-        Phase("connecting", _connect),
-        Phase("reading facts", _read_facts),
+        Phase("connecting", open_connection),
+        Phase("reading facts", read_facts),
         Phase("planning", make),
-        Phase("disconnecting", _disconnect, cleanup=True),
+        Phase("disconnecting", close_connection, cleanup=True),
     ]
     outcomes = run_fleet(runs, phases, parallel=parallel, console=console, log_phases=False)
     devices = []
@@ -247,14 +249,14 @@ class Applier:
     def phases(self) -> list[Phase[DeviceRun]]:
         return [
             Phase("checking the plan against the render", _check_saved_plan_matches_render),
-            Phase("connecting", _connect),
+            Phase("connecting", open_connection),
             Phase("locking", self.lock),
             Phase("re-reading facts", self.recheck),
             Phase("applying changes", self.apply, should_run=has_writes),
             Phase("restarting units", self.restart, should_run=has_restarts),
             Phase("verifying", self.verify, should_run=lambda run: run.applied or has_restarts(run)),
             Phase("unlocking", self.unlock, cleanup=True),
-            Phase("disconnecting", _disconnect, cleanup=True),
+            Phase("disconnecting", close_connection, cleanup=True),
         ]
 
     def lock(self, run: DeviceRun) -> None:
@@ -282,7 +284,7 @@ class Applier:
 
     def recheck(self, run: DeviceRun) -> None:
         assert run.plan is not None
-        _read_facts(run)
+        read_facts(run)
         facts = run.facts
         assert facts is not None
         if facts.fingerprint() != run.plan.fingerprint:
@@ -325,8 +327,8 @@ class Applier:
             run.notes.append("restarted " + ", ".join(units))
 
     def verify(self, run: DeviceRun) -> None:
-        _read_facts(run)
-        after = _make_plan(run, self.cache)
+        read_facts(run)
+        after = make_device_plan(run, self.cache)
         left = [c for c in after.changes if c.action is not Action.RESTART]
         if left:
             raise UmhctlError(
@@ -344,9 +346,6 @@ class Applier:
 
 
 def _b64(text: str) -> str:
-    import base64
-    import binascii
-
     try:
         return base64.b64decode(text).decode("utf-8", "replace").strip().replace("\n", " ")
     except (binascii.Error, ValueError):

@@ -24,12 +24,12 @@ from umhctl.converge import (
     Applier,
     ContentCache,
     DeviceRun,
-    _connect,
-    _disconnect,
-    _make_plan,
-    _read_facts,
+    close_connection,
     has_restarts,
     has_writes,
+    make_device_plan,
+    open_connection,
+    read_facts,
 )
 from umhctl.device.facts import STATE_DIR
 from umhctl.device.ssh import HostKeyMismatch, connect
@@ -137,7 +137,7 @@ def _reboot(run: ResetRun) -> None:
             f"the device refused to reboot (exit {result.status}): {result.stderr.strip()[-200:]}; the reset is "
             f"staged and happens at its next reboot"
         )
-    _disconnect(run)
+    close_connection(run)
     run.locked = False  # the lock lives on the disk that is being wiped
 
 
@@ -208,11 +208,11 @@ def reset_phases(applier: Applier, cache: ContentCache) -> list[Phase[ResetRun]]
         return not run.wait_only
 
     def plan(run: ResetRun) -> None:
-        _read_facts(run)
-        run.plan = _make_plan(run, cache)
+        read_facts(run)
+        run.plan = make_device_plan(run, cache)
 
     return [
-        Phase("connecting", _connect, should_run=not_waiting),
+        Phase("connecting", open_connection, should_run=not_waiting),
         Phase("locking", applier.lock, should_run=not_waiting),
         Phase("backing up data", _backup, should_run=lambda run: run.backup is not None and not run.wait_only),
         Phase("staging the reset", _stage, should_run=not_waiting),
@@ -226,7 +226,7 @@ def reset_phases(applier: Applier, cache: ContentCache) -> list[Phase[ResetRun]]
         Phase("restarting units", applier.restart, should_run=has_restarts),
         Phase("verifying", applier.verify),
         Phase("unlocking", applier.unlock, cleanup=True),
-        Phase("disconnecting", _disconnect, cleanup=True),
+        Phase("disconnecting", close_connection, cleanup=True),
     ]
 
 
