@@ -70,6 +70,15 @@ def _recorded(facts: Facts) -> dict[str, dict[str, Any]]:
     return files
 
 
+def _replaced(
+    kind: str, path: str, fact: PathFact, after: dict[str, Any], *, seal: Seal | None = None, sensitive: bool = False
+) -> Change:
+    """Something else stands where a file or symlink belongs: it is removed and the right thing put in place."""
+    belongs = {"file": "a file", "link": "a symlink"}[kind]
+    reason = f"a {_what(fact)} stands where {belongs} belongs"
+    return Change(Action.REPLACE, kind, path, reason, _fact_attrs(fact, seal), after, sensitive)
+
+
 def _file_change(
     f: File, fact: PathFact, recorded: dict[str, Any] | None, lookup: ContentLookup, seal: Seal
 ) -> Change | None:
@@ -79,15 +88,7 @@ def _file_change(
         diff = None if f.secret else _diff(f.path, b"", f.content)
         return Change(Action.CREATE, "file", f.path, "not on the device", None, after, f.secret, diff=diff)
     if fact.kind != "file":
-        return Change(
-            Action.REPLACE,
-            "file",
-            f.path,
-            f"a {_what(fact)} stands where a file belongs",
-            _fact_attrs(fact, sealing),
-            after,
-            f.secret,
-        )
+        return _replaced("file", f.path, fact, after, seal=sealing, sensitive=f.secret)
     before = _fact_attrs(fact, sealing)
     drift = recorded is not None and recorded.get("sha256") != fact.sha256
     reasons = []
@@ -120,14 +121,7 @@ def _link_change(link: Link, fact: PathFact) -> Change | None:
     if fact.kind == "absent":
         return Change(Action.CREATE, "link", link.path, "not on the device", None, after)
     if fact.kind != "link":
-        return Change(
-            Action.REPLACE,
-            "link",
-            link.path,
-            f"a {_what(fact)} stands where a symlink belongs",
-            _fact_attrs(fact),
-            after,
-        )
+        return _replaced("link", link.path, fact, after)
     if fact.target != link.target:
         return Change(Action.UPDATE, "link", link.path, f"points to {fact.target}", _fact_attrs(fact), after)
     return None
