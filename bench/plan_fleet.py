@@ -51,13 +51,9 @@ def main() -> None:
         applied = cli("apply", "--sim", "-f", str(blueprint), "--yes")
         assert applied.returncode == 0, applied.stdout + applied.stderr
 
-        from rich.console import Console
-
-        from umhctl.blueprint.loader import load_blueprint
-        from umhctl.converge import ContentCache, plan_site, targets
-        from umhctl.device import ssh
-        from umhctl.gitinfo import blueprint_version
-        from umhctl.secrets import SecretStore
+        from umhctl import api
+        from umhctl.remote import ssh
+        from umhctl.sim.state import sim_inventory
 
         calls: Counter[str] = Counter()
         original = ssh.Connection.run
@@ -67,15 +63,10 @@ def main() -> None:
             return original(self, script, **kw)  # type: ignore[arg-type]
 
         ssh.Connection.run = counting  # type: ignore[method-assign]
-        loaded = load_blueprint(blueprint)
-        version = blueprint_version(blueprint)
-        quiet = Console(file=open(os.devnull, "w"))  # noqa: SIM115
         in_process = []
         for _ in range(args.runs):
             start = time.monotonic()
-            store = SecretStore.for_blueprint(loaded.blueprint, blueprint.parent)
-            fleet = targets(loaded, store, devices=None, sim=True, identity=None)
-            plan = plan_site(loaded, version, fleet, parallel=args.parallel, console=quiet, cache=ContentCache())
+            plan = api.plan(blueprint, inventory=sim_inventory, parallel=args.parallel).plan
             in_process.append(time.monotonic() - start)
             assert not plan.has_changes and not plan.has_errors, plan.summary()
         per_device = {n / args.runs for n in calls.values()}

@@ -299,9 +299,9 @@ def test_a_unit_that_fails_to_restart_is_reported_and_retried(site: Site) -> Non
 
 def test_blueprint_identity_file_is_used_for_real_devices(site: Site, tmp_path: Path) -> None:
     from umhctl.blueprint.loader import load_blueprint
-    from umhctl.converge import targets
     from umhctl.errors import UmhctlError
-    from umhctl.secrets import SecretStore
+    from umhctl.inventory import blueprint_inventory
+    from umhctl.sim.state import sim_inventory
 
     key = tmp_path / "plant_ed25519"
     key.write_text("not used here\n")
@@ -314,14 +314,15 @@ def test_blueprint_identity_file_is_used_for_real_devices(site: Site, tmp_path: 
         loaded = load_blueprint(blueprint)
     finally:
         blueprint.unlink()
-    store = SecretStore.for_blueprint(loaded.blueprint, site.repo)
-    (real,) = targets(loaded, store, devices=["edge-01"], sim=False, identity=None)
-    assert real.endpoint.identity == key and str(real.endpoint.address) == "192.0.2.21"
-    (simulated,) = targets(loaded, store, devices=["edge-01"], sim=True, identity=None)
-    assert simulated.endpoint.identity == site.sim.identity, "in sim mode the simulated site's operator key"
+    real = blueprint_inventory(loaded).endpoint("edge-01")
+    assert real.identity == key and str(real.address) == "192.0.2.21"
+    simulated = sim_inventory(loaded).endpoint("edge-01")
+    assert simulated.identity == site.sim.identity, "in sim mode the simulated site's operator key"
+    other = tmp_path / "other_key"
+    assert blueprint_inventory(loaded, other).endpoint("edge-01").identity == other, "-i overrides"
     key.unlink()
     try:
-        targets(loaded, store, devices=["edge-01"], sim=False, identity=None)
+        blueprint_inventory(loaded)
     except UmhctlError as exc:
         assert "identityFile" in str(exc)
     else:

@@ -7,10 +7,12 @@ import os
 import subprocess
 from pathlib import Path
 
-from umhctl.device.facts import Facts, PathFact, parse_facts, probe_script
+from umhctl.cli.planview import summary_line
+from umhctl.facts import Facts, PathFact
 from umhctl.plan.model import Action, Plan
-from umhctl.plan.planner import plan_device
-from umhctl.plan.views import summary_line
+from umhctl.plan.planner import Stamp, plan_device
+from umhctl.remote.gate import parse_facts
+from umhctl.remote.scripts import probe as probe_script
 from umhctl.render.desired import DesiredState, File, Link
 
 
@@ -36,8 +38,13 @@ def _in_sync(desired: DesiredState, **record: object) -> dict[str, PathFact]:
     return paths
 
 
+STAMP = Stamp("abc", False, "sha256:desired")
+
+
 def _record(desired: DesiredState) -> dict[str, object]:
     return {
+        "blueprint": {"commit": "abc", "dirty": False},
+        "desired_fingerprint": "sha256:desired",
         "files": {f.path: {"sha256": f.sha256, "restarts": list(f.restarts)} for f in desired.files},
         "links": {link.path: link.target for link in desired.links},
         "install_disk": "/dev/sda",
@@ -46,19 +53,25 @@ def _record(desired: DesiredState) -> dict[str, object]:
 
 def _plan(desired: DesiredState, facts: Facts, lookup=lambda sha: None):  # type: ignore[no-untyped-def]
     return plan_device(
-        desired, facts, address="127.0.0.1:22", install_disk="/dev/sda", lookup=lookup, seal=lambda s: f"sealed:{s[:8]}"
+        desired,
+        facts,
+        address="127.0.0.1:22",
+        install_disk="/dev/sda",
+        lookup=lookup,
+        seal=lambda s: f"sealed:{s[:8]}",
+        stamp=STAMP,
     )
 
 
 def test_in_sync_device_has_no_changes() -> None:
     desired = _desired()
-    plan = _plan(desired, Facts(_in_sync(desired), _record(desired), None))
+    plan = _plan(desired, Facts(_in_sync(desired), _record(desired)))
     assert plan.changes == [] and not plan.daemon_reload
 
 
 def test_fresh_device_without_record_gets_a_record_only() -> None:
     desired = _desired()
-    plan = _plan(desired, Facts(_in_sync(desired), None, None))
+    plan = _plan(desired, Facts(_in_sync(desired), None))
     assert [(c.action, c.kind) for c in plan.changes] == [(Action.CREATE, "record")]
 
 
@@ -70,7 +83,7 @@ def test_content_mode_and_missing_changes_and_restarts_in_order() -> None:
     paths["/etc/systemd/network/10-eth0.network"] = PathFact("absent")
     record = _record(desired)
     record["files"]["/etc/a.conf"]["sha256"] = _sha(b"a=0\n")  # type: ignore[index]
-    plan = _plan(desired, Facts(paths, record, None), lookup={_sha(b"a=0\n"): b"a=0\n"}.get)
+    plan = _plan(desired, Facts(paths, record), lookup={_sha(b"a=0\n"): b"a=0\n"}.get)
     by_target = {c.target: c for c in plan.changes}
     a = by_target["/etc/a.conf"]
     assert a.action is Action.UPDATE and not a.drift and a.reason == "content differs"
@@ -91,7 +104,7 @@ def test_hand_edited_file_is_drift() -> None:
     desired = _desired()
     paths = _in_sync(desired)
     paths["/etc/a.conf"] = PathFact("file", 0o644, "root", "root", _sha(b"edited by hand\n"))
-    plan = _plan(desired, Facts(paths, _record(desired), None))
+    plan = _plan(desired, Facts(paths, _record(desired)))
     (change, _restart) = plan.changes
     assert change.drift and "changed on the device since the last apply" in change.reason
 
@@ -103,7 +116,7 @@ def test_removed_from_blueprint_is_deleted_and_links_are_planned() -> None:
     paths["/etc/localtime"] = PathFact("link", target="../usr/share/zoneinfo/Europe/Berlin")
     record = _record(desired)
     record["files"]["/etc/old.conf"] = {"sha256": _sha(b"x"), "restarts": ["old.service"]}  # type: ignore[index]
-    plan = _plan(desired, Facts(paths, record, None))
+    plan = _plan(desired, Facts(paths, record))
     actions = {(c.action, c.target) for c in plan.changes}
     assert (Action.DELETE, "/etc/old.conf") in actions
     assert (Action.UPDATE, "/etc/localtime") in actions
@@ -114,7 +127,7 @@ def test_install_disk_change_requires_reset() -> None:
     desired = _desired()
     record = _record(desired)
     record["install_disk"] = "/dev/nvme0n1"
-    plan = _plan(desired, Facts(_in_sync(desired), record, None))
+    plan = _plan(desired, Facts(_in_sync(desired), record))
     (change,) = plan.changes
     assert change.action is Action.REQUIRES_RESET and "reset device" in change.reason
 
@@ -123,7 +136,7 @@ def test_plan_json_round_trip_and_summary() -> None:
     desired = _desired()
     paths = _in_sync(desired)
     paths["/etc/a.conf"] = PathFact("absent")
-    device = _plan(desired, Facts(paths, _record(desired), None))
+    device = _plan(desired, Facts(paths, _record(desired)))
     plan = Plan({"path": "bp.yaml", "site": "s", "commit": "abc", "dirty": False}, [device], "0.1.0")
     again = Plan.from_dict(plan.to_dict())
     assert again == plan

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from umhctl.render.output import write_render
 from umhctl.secrets import SecretStore
 from umhctl.sim.provision import make_base_root, run_ignition
 
-from .conftest import BLUEPRINTS, EXAMPLES
+from .conftest import BLUEPRINTS, EXAMPLES, ROOT
+from .leaks import needles, scan, secret_values
 
 
 @pytest.fixture(scope="module")
@@ -91,22 +93,16 @@ def test_generated_secrets_are_kept_and_per_device(rendered) -> None:
     assert len(tokens) == len(renders)
 
 
-def _secret_values(store: SecretStore) -> set[str]:
-    values = set(store.handed_out)
-    # Also each line of multi-line secrets (a private key), so a partial leak is caught too.
-    values |= {
-        line for v in store.handed_out for line in v.splitlines() if len(line) > 20 and "PRIVATE KEY" not in line
-    }
-    return values
-
-
 @pytest.mark.parametrize("example", [p.name for p in EXAMPLES])
 def test_secrets_only_in_0600_files_and_never_when_redacted(secrets_dir: Path, tmp_path: Path, example: str) -> None:
     _, store, renders = _render(BLUEPRINTS / example, secrets_dir)
     for r in renders:
-        write_render(r, tmp_path / "plain")
-    secrets = _secret_values(store)
+        write_render(r, tmp_path / "plain", store.sealer())
+    secrets = secret_values(store.directory)
     assert secrets
+    # Nor any unkeyed digest of a secret, or of a file that holds one, outside the 0600 files.
+    secret_files = [f.content for r in renders for f in r.state.files if f.secret]
+    assert scan(tmp_path / "plain", needles(secrets, secret_files)) == {}
     carriers = 0
     for path in (tmp_path / "plain").rglob("*"):
         if path.is_file() and not path.is_symlink():
@@ -172,3 +168,36 @@ def test_render_can_record_host_keys_in_the_site_known_hosts(tmp_path: Path, sec
     assert len(lines) == 3
     again = CliRunner().invoke(app, [*args, "--update-known-hosts"], env=env)
     assert "recorded the host keys" not in again.output, "nothing changes the second time"
+
+
+def test_golden_files_hold_no_secret_and_no_digest_of_one() -> None:
+    golden_secrets = ROOT / "tests" / "data" / "golden-secrets" / "demo-site"
+    assert scan(ROOT / "tests" / "golden", needles(secret_values(golden_secrets)), skip_private=False) == {}
+
+
+def test_what_is_derived_from_a_secret_is_keyed(tmp_path: Path) -> None:
+    """A file that changes with a password (and is not a 0600 secret file) must change with the seal key too:
+    then it depends on the password only through the keyed seal, never through a plain hash."""
+    loaded = load_blueprint(BLUEPRINTS / "demo-site.yaml")
+
+    def render(store_dir: Path) -> dict[str, bytes]:
+        store = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, store_dir)
+        return {
+            f"{r.device}:{f.path}": f.content
+            for r in render_site(loaded, store)
+            for f in r.state.files
+            if not f.secret
+        }
+
+    base = tmp_path / "a"
+    render(base)
+    other_password = tmp_path / "b"
+    shutil.copytree(base, other_password)
+    (other_password / "secret.db-nodered").write_text("another-password\n")
+    other_key = tmp_path / "c"
+    shutil.copytree(other_password, other_key)
+    (other_key / "plan-seal-key").write_text("another-seal-key\n")
+    first, second, third = render(base), render(other_password), render(other_key)
+    depends_on_password = {name for name in first if first[name] != second[name]}
+    assert depends_on_password, "the database setup Job is named after its inputs"
+    assert {name for name in depends_on_password if second[name] == third[name]} == set()

@@ -23,12 +23,12 @@ import typer
 from typer.testing import CliRunner
 
 from umhctl.blueprint.loader import load_blueprint
+from umhctl.cli.sim import sim_app
 from umhctl.errors import UmhctlError
 from umhctl.render import DeviceRender, render_site
 from umhctl.secrets import SecretStore
 from umhctl.sim import process
 from umhctl.sim import site as sim_site
-from umhctl.sim.cli import sim_app
 from umhctl.sim.net import assert_loopback, listeners
 from umhctl.sim.provision import IGNITION
 from umhctl.sim.site import SimSite, process_reboots, reboot_device, sweep_check

@@ -33,6 +33,7 @@ def test_json_report_of_a_valid_blueprint() -> None:
         "command": "validate",
         "file": str(BLUEPRINTS / "demo-site.yaml"),
         "valid": True,
+        "counts": {"devices": 3, "io_link_masters": 2, "sensors": 6, "dashboards": 1},
         "diagnostics": [],
     }
 

@@ -1,39 +1,36 @@
-"""Plan and apply a site: render the desired state, read each device's facts over SSH, plan, and converge.
+"""Plan and apply a site: each device's desired state, its facts read over SSH, the plan, and converging to it.
 
-Apply is a list of phases per device (connect, lock, read facts, apply, restart, verify, unlock), run over the
-fleet in parallel. It executes exactly a plan: one made now, or a saved one, which is refused for a device whose
-facts changed since.
+Plan and apply are ordered lists of phases (see umhctl.phases) built once per run by `Phases`; reset uses the
+very same phase instances after its reboot. Apply executes exactly a plan: one made now, or a saved one, which
+is refused for a device whose facts changed since. Before it touches a device, apply checks it can carry out
+every change of that device's plan; a change it cannot make fails the device up front.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import datetime as dt
 import json
 import os
+import secrets
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from umhctl import __version__
-from umhctl.blueprint.loader import LoadedBlueprint
-from umhctl.device import scripts
-from umhctl.device.facts import Facts, parse_facts, probe_script
-from umhctl.device.ssh import Connection, Endpoint, connect
 from umhctl.errors import UmhctlError
-from umhctl.fleet import Outcome, Phase, run_fleet
+from umhctl.facts import Facts, Seal
 from umhctl.fsutil import write_atomic, xdg_dir
-from umhctl.gitinfo import BlueprintVersion, operator
+from umhctl.gitinfo import operator
+from umhctl.hints import Hints
+from umhctl.phases import Outcome, Phase, Reporter, run_fleet
 from umhctl.plan.model import Action, DevicePlan, Plan
-from umhctl.plan.planner import plan_device, secret_paths
-from umhctl.render import render_site
+from umhctl.plan.planner import Stamp, plan_device, secret_paths
+from umhctl.remote.gate import Remote
+from umhctl.remote.ssh import Endpoint
 from umhctl.render.desired import DesiredState
-from umhctl.secrets import SecretStore
 
 
 class ContentCache:
@@ -56,47 +53,16 @@ class ContentCache:
                     write_atomic(self.directory / f.sha256, f.content)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Target:
+    """One device as a run sees it: where to reach it and what it should hold."""
+
     device: str
     endpoint: Endpoint
     desired: DesiredState
     install_disk: str
-    seal: Callable[[str], str]  # see SecretStore.sealer
-
-
-def targets(
-    loaded: LoadedBlueprint,
-    secrets: SecretStore,
-    *,
-    devices: list[str] | None,
-    sim: bool,
-    identity: Path | None,
-) -> list[Target]:
-    bp = loaded.blueprint
-    renders = render_site(loaded, secrets, devices=devices)
-    seal = secrets.sealer()
-    key: Path | None = identity
-    if sim:
-        from umhctl.sim.state import SimSite
-
-        site = SimSite.load(loaded)
-        known_hosts, key = site.known_hosts, identity or site.identity
-    else:
-        known_hosts = loaded.path.parent / bp.access.known_hosts_file
-        if key is None and bp.access.identity_file:
-            key = Path(bp.access.identity_file).expanduser()
-            if not key.is_file():
-                raise UmhctlError(
-                    f"access.identityFile {key} does not exist", hint="pass -i KEY, or fix the path in the blueprint"
-                )
-    out = []
-    for r in renders:
-        device = bp.device(r.device)
-        address, port = site.endpoint(r.device) if sim else (str(device.address), device.ssh_port)
-        endpoint = Endpoint(r.device, address, port, bp.access.user, known_hosts, key)
-        out.append(Target(r.device, endpoint, r.state, device.install_disk, seal))
-    return out
+    seal: Seal
+    stamp: Stamp  # what the applied-state record will say
 
 
 @dataclass
@@ -106,250 +72,23 @@ class DeviceRun:
     device: str
     target: Target
     plan: DevicePlan | None = None  # the plan to execute (apply) or the one made (plan)
-    conn: Connection | None = None
+    remote: Remote | None = None
     facts: Facts | None = None
     locked: bool = False
-    applied: bool = False
     notes: list[str] = field(default_factory=list)
 
-
-def open_connection(run: DeviceRun) -> None:
-    run.conn = connect(run.target.endpoint)
-
-
-def close_connection(run: DeviceRun) -> None:
-    if run.conn is not None:
-        run.conn.close()
-        run.conn = None
+    @property
+    def address(self) -> str:
+        return f"{self.target.endpoint.address}:{self.target.endpoint.port}"
 
 
-def read_facts(run: DeviceRun) -> None:
-    assert run.conn is not None
-    desired = run.target.desired
-    paths = [f.path for f in desired.files] + [link.path for link in desired.links]
-    units = sorted({u for f in desired.files for u in f.restarts})
-    result = run.conn.run(probe_script(paths, units))
-    if result.status != 0:
-        raise UmhctlError(f"reading the device's state failed (exit {result.status}): {result.stderr.strip()[-300:]}")
-    run.facts = parse_facts(result.stdout, run.device)
-
-
-def make_device_plan(run: DeviceRun, cache: ContentCache) -> DevicePlan:
-    assert run.facts is not None
-    return plan_device(
-        run.target.desired,
-        run.facts,
-        address=f"{run.target.endpoint.address}:{run.target.endpoint.port}",
-        install_disk=run.target.install_disk,
-        lookup=cache.get,
-        seal=run.target.seal,
-    )
-
-
-def plan_site(
-    loaded: LoadedBlueprint,
-    version: BlueprintVersion,
-    fleet: Sequence[Target],
-    *,
-    parallel: int,
-    console: Console,
-    cache: ContentCache,
-) -> Plan:
-    runs = [DeviceRun(t.device, t) for t in fleet]
-
-    def make(run: DeviceRun) -> None:
-        run.plan = make_device_plan(run, cache)
-
-    phases: list[Phase[DeviceRun]] = [
-        Phase("connecting", open_connection),
-        Phase("reading facts", read_facts),
-        Phase("planning", make),
-        Phase("disconnecting", close_connection, cleanup=True),
-    ]
-    outcomes = run_fleet(runs, phases, parallel=parallel, console=console, log_phases=False)
-    devices = []
-    for run, outcome in zip(runs, outcomes, strict=True):
-        if outcome.ok and run.plan is not None:
-            devices.append(run.plan)
-        else:
-            address = f"{run.target.endpoint.address}:{run.target.endpoint.port}"
-            devices.append(DevicePlan(run.device, address, error=outcome.error))
-    return Plan(blueprint_info(loaded, version), devices, __version__)
-
-
-def blueprint_info(loaded: LoadedBlueprint, version: BlueprintVersion) -> dict[str, Any]:
-    return {
-        "path": str(loaded.path),
-        "site": loaded.blueprint.metadata.name,
-        "commit": version.commit,
-        "dirty": version.dirty,
-    }
-
-
-def _record(run: DeviceRun, info: dict[str, Any], who: str, when: str) -> dict[str, Any]:
-    desired = run.target.desired
-    return {
-        "format_version": "1",
-        "umhctl_version": __version__,
-        "site": info["site"],
-        "device": run.device,
-        "blueprint": {"commit": info["commit"], "dirty": info["dirty"], "path": info["path"]},
-        "applied_at": when,
-        "applied_by": who,
-        # Only a reset moves Flatcar to another disk: until then the record keeps the disk it is really on.
-        "install_disk": (run.facts.record or {}).get("install_disk")
-        if run.facts and run.facts.record
-        else run.target.install_disk,
-        "files": {
-            f.path: {
-                "sha256": f.sha256,
-                "mode": f"{f.mode:04o}",
-                "owner": f.owner,
-                "group": f.group,
-                "restarts": list(f.restarts),
-                "secret": f.secret,
-            }
-            for f in desired.files
-        },
-        "links": {link.path: link.target for link in desired.links},
-    }
-
-
-def _check_saved_plan_matches_render(run: DeviceRun) -> None:
-    """A saved plan holds hashes only; the content comes from a fresh render, which must still match it."""
-    assert run.plan is not None
-    files = {f.path: run.target.seal(f.sha256) if f.secret else f.sha256 for f in run.target.desired.files}
-    links = {link.path: link.target for link in run.target.desired.links}
-    for change in run.plan.changes:
-        after = change.after or {}
-        if change.kind == "file" and "sha256" in after:
-            now = files.get(change.target)
-            stale = now != after["sha256"]
-        elif change.kind == "link" and "target" in after:
-            stale = links.get(change.target) != after["target"]
-        else:
-            continue
-        if stale:
-            raise UmhctlError(
-                f"plan is stale for {run.device}: {change.target} renders differently now (blueprint or secrets "
-                "changed since the plan); run plan again"
-            )
-
-
-class Applier:
-    """The apply phases, bound to one apply run's shared settings."""
-
-    def __init__(self, info: dict[str, Any], cache: ContentCache, *, force_unlock: bool) -> None:
-        self.info = info
-        self.cache = cache
-        self.force_unlock = force_unlock
-        self.who = operator()
-        self.when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    def phases(self) -> list[Phase[DeviceRun]]:
-        return [
-            Phase("checking the plan against the render", _check_saved_plan_matches_render),
-            Phase("connecting", open_connection),
-            Phase("locking", self.lock),
-            Phase("re-reading facts", self.recheck),
-            Phase("applying changes", self.apply, should_run=has_writes),
-            Phase("restarting units", self.restart, should_run=has_restarts),
-            Phase("verifying", self.verify, should_run=lambda run: run.applied or has_restarts(run)),
-            Phase("unlocking", self.unlock, cleanup=True),
-            Phase("disconnecting", close_connection, cleanup=True),
-        ]
-
-    def lock(self, run: DeviceRun) -> None:
-        assert run.conn is not None
-        holder = f"{self.who} pid {os.getpid()} (umhctl apply)"
-        out = run.conn.run(scripts.lock_script(holder, force=self.force_unlock)).stdout.strip()
-        if out == "LOCKED":
-            run.locked = True
-        elif out.startswith("STALE"):
-            run.locked = True
-            run.notes.append(f"took over a stale lock of {_b64(out.split(' ', 1)[1])}")
-        elif out.startswith("HELD"):
-            _, age, who = (out.split(" ", 2) + ["", ""])[:3]
-            raise UmhctlError(
-                f"locked by {_b64(who) or 'another apply'} for {age} s: another apply is running on this device",
-                hint="wait for it to finish; if it died, `umhctl apply --force-unlock` removes the lock",
-            )
-        else:
-            raise UmhctlError(f"could not take the device lock: {out or 'no answer'}")
-
-    def unlock(self, run: DeviceRun) -> None:
-        if run.locked and run.conn is not None:
-            run.conn.run(scripts.unlock_script())
-            run.locked = False
-
-    def recheck(self, run: DeviceRun) -> None:
-        assert run.plan is not None
-        read_facts(run)
-        facts = run.facts
-        assert facts is not None
-        if facts.fingerprint() != run.plan.fingerprint:
-            changed = _changed_paths(run, facts) or ["the applied-state record"]
-            raise UmhctlError(
-                f"plan is stale for {run.device}: {', '.join(changed)} changed since the plan was made; run plan again"
-            )
-
-    def apply(self, run: DeviceRun) -> None:
-        assert run.conn is not None and run.plan is not None
-        record = _record(run, self.info, self.who, self.when)
-        history = {k: record[k] for k in ("applied_at", "applied_by", "blueprint", "umhctl_version")}
-        history["changes"] = sum(1 for c in run.plan.changes if c.kind != "unit")
-        writes = [
-            c for c in run.plan.changes if c.kind in ("file", "link", "record") and c.action is not Action.RESTART
-        ]
-        result = run.conn.run(scripts.apply_script(writes, run.target.desired, record, history))
-        if result.status != 0 or "APPLIED" not in result.stdout:
-            state = (
-                "some files may be in place: run plan to see what is left"
-                if "RENAMING" in result.stdout
-                else "the device was left unchanged"
-            )
-            raise UmhctlError(f"writing files failed (exit {result.status}); {state}: {result.stderr.strip()[-400:]}")
-        run.applied = True
-        self.cache.put_all(run.target.desired)
-        run.notes.append(_describe(run.plan))
-
-    def restart(self, run: DeviceRun) -> None:
-        assert run.conn is not None and run.plan is not None
-        units = [c.target for c in run.plan.changes if c.action is Action.RESTART]
-        result = run.conn.run(scripts.restart_script(units, run.plan.daemon_reload))
-        failed = [line.split(" ", 1)[1] for line in result.stdout.splitlines() if line.startswith("FAILED ")]
-        if result.status != 0:
-            raise UmhctlError(
-                "files are in place, but restarting failed for "
-                f"{', '.join(failed) or 'systemd daemon-reload'}: {result.stderr.strip()[-300:]}"
-            )
-        if units:
-            run.notes.append("restarted " + ", ".join(units))
-
-    def verify(self, run: DeviceRun) -> None:
-        read_facts(run)
-        after = make_device_plan(run, self.cache)
-        left = [c for c in after.changes if c.action is not Action.RESTART]
-        if left:
-            raise UmhctlError(
-                "after apply the device still differs: " + ", ".join(f"{c.action.value} {c.target}" for c in left)
-            )
-        # A unit restarted for this apply must not have failed (the probe reads the states of such units).
-        assert run.facts is not None and run.plan is not None
-        restarted = [c.target for c in run.plan.changes if c.action is Action.RESTART]
-        failed = [u for u in restarted if run.facts.units.get(u, ("", ""))[0] == "failed"]
-        if failed:
-            raise UmhctlError(
-                f"the files are in place, but {', '.join(failed)} failed after the restart",
-                hint="look at `journalctl -u UNIT` on the device",
-            )
-
-
-def _b64(text: str) -> str:
-    try:
-        return base64.b64decode(text).decode("utf-8", "replace").strip().replace("\n", " ")
-    except (binascii.Error, ValueError):
-        return text
+# What apply can carry out, per kind of change; anything else fails the device before it is touched.
+EXECUTABLE = {
+    "file": {Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE},
+    "link": {Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE},
+    "record": {Action.CREATE, Action.UPDATE},
+    "unit": {Action.RESTART},
+}
 
 
 def has_writes(run: DeviceRun) -> bool:
@@ -362,43 +101,305 @@ def has_restarts(run: DeviceRun) -> bool:
     )
 
 
-def _describe(plan: DevicePlan) -> str:
+class Phases:
+    """The phases of one plan/apply/reset run, bound to its shared settings (one lock token per run)."""
+
+    def __init__(
+        self,
+        info: dict[str, Any],
+        cache: ContentCache,
+        hints: Hints,
+        *,
+        command: str = "apply",
+        force_unlock: bool = False,
+    ) -> None:
+        self.info = info
+        self.cache = cache
+        self.hints = hints
+        self.force_unlock = force_unlock
+        self.token = secrets.token_hex(8)
+        self.who = operator()
+        self.holder = f"{self.who}, pid {os.getpid()} on {socket.gethostname()} (umhctl {command})"
+        self.when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        self.check_render = Phase("check-render", "checking the plan against the render", self._check_render)
+        self.check_plan = Phase("check-plan", "checking apply can carry out the plan", self._check_plan)
+        self.connect = Phase("connect", "connecting", self._connect)
+        self.probe = Phase("probe", "reading facts", self._probe)
+        self.make_plan = Phase("plan", "planning", self._plan)
+        self.lock = Phase("lock", "locking", self._lock)
+        self.recheck = Phase("recheck", "re-reading facts", self._recheck)
+        self.write = Phase("write", "writing files", self._write, should_run=has_writes, changes_device=True)
+        self.restart = Phase("restart", "restarting units", self._restart, should_run=has_restarts, changes_device=True)
+        self.verify = Phase(
+            "verify", "verifying", self._verify, should_run=lambda run: has_writes(run) or has_restarts(run)
+        )
+        self.unlock = Phase("unlock", "unlocking", self._unlock, cleanup=True)
+        self.disconnect = Phase("disconnect", "disconnecting", disconnect, cleanup=True)
+
+    def plan_phases(self) -> list[Phase[DeviceRun]]:
+        return [self.connect, self.probe, self.make_plan, self.disconnect]
+
+    def apply_phases(self) -> list[Phase[DeviceRun]]:
+        return [
+            self.check_render,
+            self.check_plan,
+            self.connect,
+            self.lock,
+            self.recheck,
+            self.write,
+            self.restart,
+            self.verify,
+            self.unlock,
+            self.disconnect,
+        ]
+
+    def converge_phases(self) -> list[Phase[DeviceRun]]:
+        """After reset's reboot: plan the rebuilt device, then apply exactly as apply does (connected already)."""
+        return [
+            self.lock,
+            self.probe,
+            self.make_plan,
+            self.check_plan,
+            self.write,
+            self.restart,
+            self.verify,
+            self.unlock,
+            self.disconnect,
+        ]
+
+    # -- phases ---------------------------------------------------------------------------------------------
+
+    def _connect(self, run: DeviceRun) -> None:
+        run.remote = Remote.connect(run.target.endpoint)
+
+    def _probe(self, run: DeviceRun) -> None:
+        assert run.remote is not None
+        desired = run.target.desired
+        paths = [f.path for f in desired.files] + [link.path for link in desired.links]
+        units = sorted({u for f in desired.files for u in f.restarts})
+        run.facts = run.remote.probe(paths, units)
+
+    def _plan(self, run: DeviceRun) -> None:
+        run.plan = self.device_plan(run)
+
+    def device_plan(self, run: DeviceRun) -> DevicePlan:
+        assert run.facts is not None
+        return plan_device(
+            run.target.desired,
+            run.facts,
+            address=run.address,
+            install_disk=run.target.install_disk,
+            lookup=self.cache.get,
+            seal=run.target.seal,
+            stamp=run.target.stamp,
+        )
+
+    def _check_render(self, run: DeviceRun) -> None:
+        """A saved plan holds hashes only; the content comes from a fresh render, which must still match it."""
+        assert run.plan is not None
+        target = run.target
+        files = {f.path: target.seal(f.sha256) if f.secret else f.sha256 for f in target.desired.files}
+        links = {link.path: link.target for link in target.desired.links}
+        for change in run.plan.changes:
+            after = change.after or {}
+            if change.kind == "file" and "sha256" in after:
+                stale = files.get(change.target) != after["sha256"]
+            elif change.kind == "link" and "target" in after:
+                stale = links.get(change.target) != after["target"]
+            elif change.kind == "record" and "desired_fingerprint" in after:
+                stale = after["desired_fingerprint"] != target.stamp.fingerprint
+            else:
+                continue
+            if stale:
+                raise UmhctlError(
+                    f"plan is stale for {run.device}: {change.target} renders differently now (blueprint or "
+                    "secrets changed since the plan)",
+                    hint=f"make a new plan: {self.hints.command('plan')}",
+                )
+
+    def _check_plan(self, run: DeviceRun) -> None:
+        """Refuse, before touching the device, a plan with a change apply cannot carry out."""
+        assert run.plan is not None
+        refused = [c for c in run.plan.changes if c.action not in EXECUTABLE.get(c.kind, set())]
+        if not refused:
+            return
+        if all(c.action is Action.REQUIRES_RESET for c in refused):
+            what = "; ".join(f"{c.target}: {c.reason}" for c in refused)
+            raise UmhctlError(
+                f"apply cannot carry out this plan, so it changed nothing on {run.device}: {what}",
+                hint="reinstall it from install media: "
+                f"{self.hints.command('reset', 'device', run.device, '--media', 'DIR')}, then "
+                f"{self.hints.command('reset', 'device', run.device, '--wait')}",
+            )
+        raise UmhctlError(
+            f"apply cannot carry out {', '.join(f'{c.action.value} {c.kind} {c.target}' for c in refused)}; "
+            f"nothing was changed on {run.device}"
+        )
+
+    def _lock(self, run: DeviceRun) -> None:
+        assert run.remote is not None
+        answer = run.remote.lock(self.token, self.holder, force=self.force_unlock)
+        if answer.state == "locked":
+            run.locked = True
+        elif answer.state == "took_over":
+            run.locked = True
+            run.notes.append(f"took over the lock of {answer.holder or 'an unknown run'} (held {answer.age} s)")
+        elif answer.state == "held":
+            raise UmhctlError(
+                f"locked by {answer.holder or 'another run'} for {answer.age} s: another apply is running on "
+                "this device",
+                hint="wait for it to finish; if it died, remove its lock with: "
+                + self.hints.command("apply", "--device", run.device, "--force-unlock"),
+            )
+        else:
+            raise UmhctlError("the device lock kept changing hands while umhctl tried to take it; try again")
+
+    def _unlock(self, run: DeviceRun) -> None:
+        if run.locked and run.remote is not None:
+            run.locked = False
+            if not run.remote.unlock(self.token):
+                run.notes.append("the lock was taken away while this run held it (--force-unlock by someone else)")
+
+    def _recheck(self, run: DeviceRun) -> None:
+        assert run.plan is not None
+        self._probe(run)
+        facts = run.facts
+        assert facts is not None
+        sealed = secret_paths(run.target.desired, facts)
+        if facts.fingerprint(sealed, run.target.seal) != run.plan.fingerprint:
+            now = facts.path_states(sealed, run.target.seal)
+            then = run.plan.path_states
+            changed = sorted(p for p in set(now) | set(then) if now.get(p) != then.get(p)) or [
+                "the applied-state record"
+            ]
+            shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            raise UmhctlError(
+                f"plan is stale for {run.device}: {shown} changed since the plan was made",
+                hint=f"make a new plan: {self.hints.command('plan')}",
+            )
+
+    def _write(self, run: DeviceRun) -> None:
+        assert run.remote is not None and run.plan is not None
+        record = self.record(run)
+        history = {k: record[k] for k in ("applied_at", "applied_by", "blueprint", "umhctl_version")}
+        history["changes"] = sum(1 for c in run.plan.changes if c.kind != "unit")
+        writes = [c for c in run.plan.changes if c.kind in ("file", "link", "record")]
+        run.notes += run.remote.write(writes, run.target.desired, record, history, self.token)
+        self.cache.put_all(run.target.desired)
+        run.notes.append(describe(run.plan))
+
+    def _restart(self, run: DeviceRun) -> None:
+        assert run.remote is not None and run.plan is not None
+        units = [c.target for c in run.plan.changes if c.action is Action.RESTART]
+        run.remote.restart(units, run.plan.daemon_reload)
+        if units:
+            run.notes.append("restarted " + ", ".join(units))
+
+    def _verify(self, run: DeviceRun) -> None:
+        """A new plan must be empty (restarts aside) and no unit restarted for this run may have failed."""
+        assert run.plan is not None
+        restarted = [c.target for c in run.plan.changes if c.action is Action.RESTART]
+        self._probe(run)
+        after = self.device_plan(run)
+        left = [c for c in after.changes if c.action is not Action.RESTART]
+        if left:
+            raise UmhctlError(
+                "after apply the device still differs: " + ", ".join(f"{c.action.value} {c.target}" for c in left)
+            )
+        assert run.facts is not None
+        failed = [u for u in restarted if run.facts.units.get(u, ("", ""))[0] == "failed"]
+        if failed:
+            raise UmhctlError(
+                f"the files are in place, but {', '.join(failed)} failed after the restart",
+                hint="look at `journalctl -u UNIT` on the device",
+            )
+
+    def record(self, run: DeviceRun) -> dict[str, Any]:
+        """The applied-state record this run writes on the device."""
+        desired = run.target.desired
+        previous = run.facts.record if run.facts else None
+        return {
+            "format_version": "1",
+            "umhctl_version": __version__,
+            "site": self.info["site"],
+            "device": run.device,
+            "blueprint": {
+                "commit": run.target.stamp.commit,
+                "dirty": run.target.stamp.dirty,
+                "path": self.info["path"],
+            },
+            "desired_fingerprint": run.target.stamp.fingerprint,
+            "applied_at": self.when,
+            "applied_by": self.who,
+            # Only a reinstall moves Flatcar to another disk: until then the record keeps the disk it is on.
+            "install_disk": (previous or {}).get("install_disk") or run.target.install_disk,
+            "files": {
+                f.path: {
+                    "sha256": f.sha256,
+                    "mode": f"{f.mode:04o}",
+                    "owner": f.owner,
+                    "group": f.group,
+                    "restarts": list(f.restarts),
+                    "secret": f.secret,
+                }
+                for f in desired.files
+            },
+            "links": {link.path: link.target for link in desired.links},
+        }
+
+
+def disconnect(run: DeviceRun) -> None:
+    if run.remote is not None:
+        run.remote.close()
+        run.remote = None
+
+
+def describe(plan: DevicePlan) -> str:
     words = {Action.CREATE: "created", Action.UPDATE: "updated", Action.REPLACE: "replaced", Action.DELETE: "deleted"}
     counts = {word: 0 for word in words.values()}
     for change in plan.changes:
         if change.kind in ("file", "link") and change.action in words:
             counts[words[change.action]] += 1
     parts = [f"{n} {word}" for word, n in counts.items() if n]
-    return ", ".join(parts) or "applied-state record written (umhctl now owns the device's files)"
+    if parts:
+        return ", ".join(parts)
+    record = next((c for c in plan.changes if c.kind == "record"), None)
+    if record is not None and record.action is Action.CREATE:
+        return "applied-state record written (umhctl now owns the device's files)"
+    return "applied-state record updated"
 
 
-def _changed_paths(run: DeviceRun, facts: Facts) -> list[str]:
-    """Which paths are not as they were when the plan was made (the record counts as a path too)."""
-    assert run.plan is not None
-    plan = run.plan
-    now = facts.path_states(secret_paths(run.target.desired, facts), run.target.seal)
-    changed = sorted(p for p in set(now) | set(plan.path_states) if now.get(p) != plan.path_states.get(p))
-    return changed[:5] + ([f"and {len(changed) - 5} more"] if len(changed) > 5 else [])
+def plan_site(
+    info: dict[str, Any], fleet: Sequence[Target], phases: Phases, *, parallel: int, reporter: Reporter | None
+) -> Plan:
+    runs = [DeviceRun(t.device, t) for t in fleet]
+    outcomes = run_fleet(runs, phases.plan_phases(), parallel=parallel, reporter=reporter, activity="plan")
+    devices = []
+    for run, outcome in zip(runs, outcomes, strict=True):
+        if outcome.ok and run.plan is not None:
+            devices.append(run.plan)
+        else:
+            devices.append(DevicePlan(run.device, run.address, error=outcome.error))
+    return Plan(info, devices, __version__)
 
 
 def apply_plan(
     plan: Plan,
     fleet: Sequence[Target],
+    phases: Phases,
     *,
     parallel: int,
-    console: Console,
-    cache: ContentCache,
-    force_unlock: bool = False,
+    reporter: Reporter | None,
 ) -> list[Outcome]:
-    """Execute the plan's devices that have changes; outcomes per device (skipped ones are not included)."""
-    by_device = {d.device: d for d in plan.devices}
+    """Execute the plan's devices that have changes (or all, to clear their locks with --force-unlock)."""
+    by_device = {d.device: d for d in plan.devices if not d.error}
     runs = [
         DeviceRun(t.device, t, by_device[t.device])
         for t in fleet
-        if t.device in by_device and (by_device[t.device].has_changes or force_unlock)
+        if t.device in by_device and (by_device[t.device].has_changes or phases.force_unlock)
     ]
-    applier = Applier(plan.blueprint, cache, force_unlock=force_unlock)
-    outcomes = run_fleet(runs, applier.phases(), parallel=parallel, console=console)
+    outcomes = run_fleet(runs, phases.apply_phases(), parallel=parallel, reporter=reporter)
     for run, outcome in zip(runs, outcomes, strict=True):
         outcome.notes += run.notes
     return outcomes
@@ -415,3 +416,6 @@ def load_plan(path: Path) -> Plan:
         raise UmhctlError(f"{path}: no such plan file") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise UmhctlError(f"{path}: not a umhctl plan file ({exc})") from None
+
+
+Confirm = Callable[[Plan], bool]

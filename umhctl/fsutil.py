@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -13,8 +14,16 @@ def xdg_dir(kind: str) -> Path:
     return Path(os.environ.get(f"XDG_{kind.upper()}_HOME") or Path.home() / default)
 
 
-def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> None:
-    """Write via a uniquely named temp file in the same directory, fsync, rename: readers see old or new, whole."""
+def write_atomic(path: Path, data: str | bytes, mode: int | None = None) -> None:
+    """Write via a uniquely named temp file in the same directory, fsync, rename: readers see old or new, whole.
+
+    Without `mode`, an existing file keeps its mode (a known_hosts someone made 0600 stays 0600); a new one
+    gets 0644. The temp file is private until then (mkstemp creates it 0600)."""
+    if mode is None:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            mode = 0o644
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from umhctl.errors import UmhctlError
 from umhctl.fsutil import write_atomic
 
 if TYPE_CHECKING:
@@ -16,6 +17,20 @@ def host_pattern(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
 
+def site_known_hosts(loaded: LoadedBlueprint) -> Path:
+    """The site's known_hosts (committed next to the blueprint), confined to the blueprint's repository."""
+    from umhctl.blueprint.checks import RepoFiles
+
+    relative = loaded.blueprint.access.known_hosts_file
+    path = RepoFiles(loaded.path.resolve().parent).resolve(relative)
+    if path is None:
+        raise UmhctlError(
+            f"access.knownHostsFile {relative} is outside the blueprint's repository",
+            hint="keep known_hosts in the site repository, next to the blueprint",
+        )
+    return path
+
+
 def record_site_host_keys(loaded: LoadedBlueprint, secrets: SecretStore, devices: list[str]) -> list[str]:
     """Write the devices' host keys into the site's known_hosts (the file kept in git); the devices added.
 
@@ -23,7 +38,7 @@ def record_site_host_keys(loaded: LoadedBlueprint, secrets: SecretStore, devices
     before a device first boots, without ever trusting a key on first use.
     """
     bp = loaded.blueprint
-    path = loaded.path.parent / bp.access.known_hosts_file
+    path = site_known_hosts(loaded)
     changed = []
     for name in devices:
         device = bp.device(name)

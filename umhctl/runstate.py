@@ -6,8 +6,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from umhctl.fleet import Outcome
 from umhctl.fsutil import write_atomic, xdg_dir
+from umhctl.phases import Outcome
 
 
 def _state_file(blueprint: Path) -> Path:

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from umhctl.blueprint.model import GenerateSpec, SiteBlueprint
@@ -43,12 +43,11 @@ class HostKey:
 
 @dataclass
 class SecretStore:
-    """Resolves the secrets a render needs; remembers every value it handed out (for redaction checks)."""
+    """Resolves the secrets a render needs."""
 
     directory: Path
     blueprint: SiteBlueprint
     base_dir: Path
-    handed_out: set[str] = field(default_factory=set)
 
     @classmethod
     def for_blueprint(cls, blueprint: SiteBlueprint, base_dir: Path, directory: Path | None = None) -> SecretStore:
@@ -75,13 +74,10 @@ class SecretStore:
         else:
             assert ref.generate is not None
             result = self._generated(f"secret.{name}", ref.generate)
-        self.handed_out.add(result)
         return result
 
     def k3s_token(self, device: str) -> str:
-        token = self._generated(f"k3s-token.{device}", GenerateSpec(type="token", length=48))
-        self.handed_out.add(token)
-        return token
+        return self._generated(f"k3s-token.{device}", GenerateSpec(type="token", length=48))
 
     def host_key(self, device: str) -> HostKey:
         """The device's SSH host key, generated once: the device presents it from its first boot on."""
@@ -89,12 +85,11 @@ class SecretStore:
         with self._locked():
             if not private.exists():
                 self._keygen(private, device)
-        key = HostKey(private.read_text(), (private.with_suffix(private.suffix + ".pub")).read_text().strip())
-        self.handed_out.add(key.private)
-        return key
+        return HostKey(private.read_text(), (private.with_suffix(private.suffix + ".pub")).read_text().strip())
 
     def sealer(self) -> Callable[[str], str]:
-        """Turns the sha256 of a secret-bearing file into a keyed digest (HMAC with a key from this store).
+        """Turns anything derived from a secret (the sha256 of a secret-bearing file, a password that must name a
+        Job) into a keyed digest (HMAC with a key from this store).
 
         Plans, saved plans and renders show these instead of plain hashes, so a weak password from {env: ...}
         cannot be guessed offline from a plan file; the same key gives the same digest, so plans still compare.

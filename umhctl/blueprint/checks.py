@@ -88,6 +88,7 @@ def check_blueprint(bp: SiteBlueprint, source: SourceMap, base_dir: Path) -> lis
     files = RepoFiles(base_dir)
     _check_location(bp, report)
     _check_secrets(bp, report, files)
+    _check_access(bp, report, files)
     _check_devices(bp, report)
     _check_services(bp, report)
     _check_masters_and_sensors(bp, report)
@@ -165,6 +166,17 @@ def _networks(device: Device) -> list[IPv4Network]:
 
 def _all_static(device: Device) -> bool:
     return all(not i.dhcp for i in device.interfaces)
+
+
+def _check_access(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None:
+    # umhctl rewrites known_hosts (render --update-known-hosts, reset --rotate-host-key) and commits it: it must
+    # be a file of the site repository, like dashboards and templates.
+    if files.resolve(bp.access.known_hosts_file) is None:
+        report.error(
+            ("access", "knownHostsFile"),
+            f"'{bp.access.known_hosts_file}' is outside the blueprint's repository",
+            "keep known_hosts in the site repository, next to the blueprint (the default: known_hosts)",
+        )
 
 
 def _check_devices(bp: SiteBlueprint, report: _Report) -> None:

@@ -71,7 +71,8 @@ class DevicePlan:
         return bool(self.changes)
 
     def count(self, *actions: Action) -> int:
-        return sum(c.action in actions for c in self.changes if c.kind != "unit")
+        """Changes to paths (and the device) with these actions; units and the record are counted apart."""
+        return sum(c.action in actions for c in self.changes if c.kind not in ("unit", "record"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,6 +121,7 @@ class Plan:
             "change": sum(d.count(Action.UPDATE, Action.REPLACE) for d in self.devices),
             "delete": sum(d.count(Action.DELETE) for d in self.devices),
             "restart": sum(1 for d in self.devices for c in d.changes if c.action is Action.RESTART),
+            "record": sum(1 for d in self.devices for c in d.changes if c.kind == "record"),
             "requires_reset": sum(d.count(Action.REQUIRES_RESET) for d in self.devices),
             "devices_changed": len(changed),
             "devices": len(self.devices),

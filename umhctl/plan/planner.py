@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from umhctl.device.facts import Facts, PathFact
+from umhctl.facts import RECORD, Facts, PathFact, Seal
 from umhctl.plan.model import Action, Change, DevicePlan
 from umhctl.render.desired import DesiredState, File, Link
 
@@ -20,12 +21,24 @@ SYSTEMD_DIRS = ("/etc/systemd/system/", "/etc/systemd/system.conf.d/")
 DIFF_LINES = 80  # longer diffs are collapsed in the plan
 
 ContentLookup = Callable[[str], bytes | None]  # sha256 -> content, when known locally
-Seal = Callable[[str], str]  # sha256 of a secret-bearing file -> keyed digest (never shown plain)
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What the applied-state record says was applied: the blueprint commit, whether it had uncommitted changes,
+    and the fingerprint of the device's desired state (sealed: it covers secret-bearing files)."""
+
+    commit: str | None
+    dirty: bool
+    fingerprint: str
+
+    def to_record(self) -> dict[str, Any]:
+        return {"commit": self.commit, "dirty": self.dirty, "desired_fingerprint": self.fingerprint}
 
 
 def secret_paths(desired: DesiredState, facts: Facts) -> set[str]:
     """Files whose hashes are sealed: secret now, or secret when umhctl last applied them."""
-    recorded = {p for p, entry in _recorded(facts).items() if entry.get("secret")}
+    recorded = {p for p, entry in facts.recorded_files().items() if entry.get("secret")}
     return recorded | {f.path for f in desired.files if f.secret}
 
 
@@ -65,11 +78,6 @@ def _diff(path: str, old: bytes | None, new: bytes) -> str | None:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-def _recorded(facts: Facts) -> dict[str, dict[str, Any]]:
-    files: dict[str, dict[str, Any]] = (facts.record or {}).get("files", {})
-    return files
-
-
 def _replaced(
     kind: str, path: str, fact: PathFact, after: dict[str, Any], *, seal: Seal | None = None, sensitive: bool = False
 ) -> Change:
@@ -80,15 +88,18 @@ def _replaced(
 
 
 def _file_change(
-    f: File, fact: PathFact, recorded: dict[str, Any] | None, lookup: ContentLookup, seal: Seal
+    f: File, fact: PathFact, recorded: dict[str, Any] | None, lookup: ContentLookup, seal: Seal, sealed: set[str]
 ) -> Change | None:
     after = _file_attrs(f, seal)
-    sealing = seal if f.secret else None
+    # Sealed when secret now or when umhctl last wrote a secret there: an old secret's hash never shows plain,
+    # and neither side of such a change is ever diffed.
+    sensitive = f.path in sealed
+    sealing = seal if sensitive else None
     if fact.kind == "absent":
-        diff = None if f.secret else _diff(f.path, b"", f.content)
-        return Change(Action.CREATE, "file", f.path, "not on the device", None, after, f.secret, diff=diff)
+        diff = None if sensitive else _diff(f.path, b"", f.content)
+        return Change(Action.CREATE, "file", f.path, "not on the device", None, after, sensitive, diff=diff)
     if fact.kind != "file":
-        return _replaced("file", f.path, fact, after, seal=sealing, sensitive=f.secret)
+        return _replaced("file", f.path, fact, after, seal=sealing, sensitive=sensitive)
     before = _fact_attrs(fact, sealing)
     drift = recorded is not None and recorded.get("sha256") != fact.sha256
     reasons = []
@@ -101,7 +112,7 @@ def _file_change(
     if not reasons:
         return None
     diff = None
-    if fact.sha256 != f.sha256 and not f.secret and fact.sha256:
+    if fact.sha256 != f.sha256 and not sensitive and fact.sha256:
         diff = _diff(f.path, lookup(fact.sha256), f.content)
     return Change(
         Action.UPDATE,
@@ -110,47 +121,83 @@ def _file_change(
         "; ".join(reasons),
         before,
         after,
-        f.secret,
+        sensitive,
         drift=drift and fact.sha256 != f.sha256,
         diff=diff,
     )
 
 
-def _link_change(link: Link, fact: PathFact) -> Change | None:
+def _link_change(link: Link, fact: PathFact, seal: Seal | None) -> Change | None:
+    """`seal`: set when a secret-bearing file of umhctl's stood here, so its hash is shown only sealed."""
     after = {"target": link.target}
     if fact.kind == "absent":
         return Change(Action.CREATE, "link", link.path, "not on the device", None, after)
     if fact.kind != "link":
-        return _replaced("link", link.path, fact, after)
+        return _replaced("link", link.path, fact, after, seal=seal, sensitive=seal is not None)
     if fact.target != link.target:
         return Change(Action.UPDATE, "link", link.path, f"points to {fact.target}", _fact_attrs(fact), after)
     return None
 
 
+def _record_change(facts: Facts, stamp: Stamp, wanted: int, forgotten: list[str]) -> Change | None:
+    """The record alone needs writing: on a first apply, when it names another blueprint state than the one the
+    device now matches (an outside change left the files as planned), or to stop managing paths."""
+    if facts.record is None:
+        reason = f"first apply: umhctl takes ownership of {wanted} paths Ignition wrote"
+        return Change(Action.CREATE, "record", RECORD, reason, None, stamp.to_record())
+    before = {k: facts.record.get("blueprint", {}).get(k) for k in ("commit", "dirty")}
+    before["desired_fingerprint"] = facts.record.get("desired_fingerprint")
+    reasons = []
+    if before["desired_fingerprint"] != stamp.fingerprint or before["dirty"] != stamp.dirty:
+        then, now = _commit_text(before["commit"], before["dirty"]), _commit_text(stamp.commit, stamp.dirty)
+        older = "an older render of " if then == now else ""
+        reasons.append(f"the files match {now}; the record names {older}{then}")
+    if forgotten:
+        reasons.append("stops managing " + ", ".join(forgotten))
+    if not reasons:
+        return None
+    return Change(Action.UPDATE, "record", RECORD, "; ".join(reasons), before, stamp.to_record())
+
+
+def _commit_text(commit: str | None, dirty: bool | None) -> str:
+    return (commit[:12] if commit else "no commit") + (" with uncommitted changes" if dirty else "")
+
+
 def plan_device(
-    desired: DesiredState, facts: Facts, *, address: str, install_disk: str, lookup: ContentLookup, seal: Seal
+    desired: DesiredState,
+    facts: Facts,
+    *,
+    address: str,
+    install_disk: str,
+    lookup: ContentLookup,
+    seal: Seal,
+    stamp: Stamp,
 ) -> DevicePlan:
-    recorded = _recorded(facts)
+    recorded = facts.recorded_files()
     sealed = secret_paths(desired, facts)
     changes: list[Change] = []
     restarts: set[str] = set()
     daemon_reload = False
     for f in desired.files:
-        change = _file_change(f, facts.path(f.path), recorded.get(f.path), lookup, seal)
+        change = _file_change(f, facts.path(f.path), recorded.get(f.path), lookup, seal, sealed)
         if change:
             changes.append(change)
             restarts.update(f.restarts)
             daemon_reload |= f.path.startswith(SYSTEMD_DIRS)
     for link in desired.links:
-        change = _link_change(link, facts.path(link.path))
+        change = _link_change(link, facts.path(link.path), seal if link.path in sealed else None)
         if change:
             changes.append(change)
             daemon_reload |= link.path.startswith(SYSTEMD_DIRS)
     wanted = {f.path for f in desired.files} | {link.path for link in desired.links}
-    previous_links: dict[str, str] = (facts.record or {}).get("links", {})
-    for path in sorted((set(recorded) | set(previous_links)) - wanted):
+    forgotten: list[str] = []
+    for path in sorted((set(recorded) | set(facts.recorded_links())) - wanted):
         fact = facts.path(path)
         if fact.kind == "absent":
+            continue
+        if fact.kind not in ("file", "link"):
+            # Something else stands where umhctl's file was (a directory someone made): not umhctl's to delete.
+            forgotten.append(f"{path} (a {_what(fact)} stands there now; left in place)")
             continue
         before = _fact_attrs(fact, seal if path in sealed else None)
         changes.append(
@@ -158,15 +205,11 @@ def plan_device(
         )
         restarts.update(recorded.get(path, {}).get("restarts", []))
         daemon_reload |= path.startswith(SYSTEMD_DIRS)
-    if facts.record is None and not changes:
-        changes.append(
-            Change(
-                Action.CREATE,
-                "record",
-                "/var/lib/umhctl/applied.json",
-                f"first apply: umhctl takes ownership of {len(wanted)} paths Ignition wrote",
-            )
-        )
+    if not any(c.kind in ("file", "link") for c in changes):
+        # With file changes the record is rewritten anyway; alone, it is a change of its own.
+        record = _record_change(facts, stamp, len(wanted), forgotten)
+        if record is not None:
+            changes.append(record)
     recorded_disk = (facts.record or {}).get("install_disk")
     if recorded_disk and recorded_disk != install_disk:
         changes.append(
@@ -174,7 +217,8 @@ def plan_device(
                 Action.REQUIRES_RESET,
                 "device",
                 "install disk",
-                "only a reinstall moves Flatcar to another disk: run `umhctl reset device`",
+                f"Flatcar is installed on {recorded_disk}, the blueprint says {install_disk}: only a reinstall "
+                f"moves it (umhctl reset device {desired.device} --media DIR); flatcar-reset resets in place",
                 {"install_disk": recorded_disk},
                 {"install_disk": install_disk},
             )
@@ -196,7 +240,7 @@ def plan_device(
         address=address,
         changes=changes,
         daemon_reload=daemon_reload,
-        fingerprint=facts.fingerprint(),
+        fingerprint=facts.fingerprint(sealed, seal),
         path_states=facts.path_states(sealed, seal),
         warnings=warnings,
     )

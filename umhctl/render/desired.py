@@ -7,6 +7,7 @@ day 2. It is a pure function of the blueprint and the secret store: no timestamp
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,11 @@ class DesiredState:
 
     def file(self, path: str) -> File:
         return next(f for f in self.files if f.path == path)
+
+    def fingerprint(self, seal: Callable[[str], str]) -> str:
+        """Identifies this desired state in the applied-state record (secret-bearing files enter it sealed)."""
+        data = json.dumps(self.to_data(seal), sort_keys=True).encode()
+        return "sha256:" + hashlib.sha256(data).hexdigest()
 
     def to_data(self, seal: Callable[[str], str] | None = None) -> dict[str, Any]:
         """The plan input: no contents; secret-bearing files get a keyed digest (`seal`), or none."""

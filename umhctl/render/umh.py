@@ -6,7 +6,7 @@ k3s applies every file in its auto-deploy directory. Secret values go into Secre
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,9 @@ def helm_chart(bp: SiteBlueprint, values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _database_setup(bp: SiteBlueprint, hub: Device, database: Database, passwords: dict[str, str]) -> list[Any]:
+def _database_setup(
+    bp: SiteBlueprint, hub: Device, database: Database, passwords: dict[str, str], seal: Callable[[str], str]
+) -> list[Any]:
     """A ConfigMap with the SQL and a Job that runs it: blueprint users, passwords and retention in TimescaleDB."""
     users = [{"name": u.name, "variable": f"pw_{u.name}"} for u in database.users]
     sql = render_template(
@@ -122,8 +124,9 @@ def _database_setup(bp: SiteBlueprint, hub: Device, database: Database, password
         retention=_interval(database.retention) if database.retention else None,
     )
     # A Job is immutable: its name changes with its inputs, so a change runs a new Job. Passwords enter the
-    # name only as digests, so a password change reruns the Job without revealing anything.
-    digests = {name: hashlib.sha256(pw.encode()).hexdigest() for name, pw in passwords.items()}
+    # name only as keyed digests (HMAC with the secret store's seal key): a password change reruns the Job, and
+    # the name allows no offline guessing of a weak password.
+    digests = {name: seal(pw) for name, pw in passwords.items()}
     name = f"umhctl-timescaledb-setup-{content_hash(sql, digests)}"
     env: list[dict[str, Any]] = [
         {"name": "PGHOST", "value": RELEASE},
@@ -195,5 +198,5 @@ def render_hub(bp: SiteBlueprint, hub: Device, secrets: SecretStore, base_dir: P
             )
         )
     if database is not None and (database.users or database.retention):
-        docs = _database_setup(bp, hub, database, passwords)
+        docs = _database_setup(bp, hub, database, passwords, secrets.sealer())
         state.add(File(f"{K3S_MANIFESTS}/umhctl-timescaledb-setup.yaml", to_yaml_documents(docs).encode()))

@@ -1,6 +1,6 @@
 """Does a simulated device answer? A TCP connect with the SSH banner, and a real login over umhctl's own SSH.
 
-The login goes through umhctl.device.ssh, the same code plan/apply use: strict host-key checking against the
+The login goes through umhctl.remote.ssh, the same code plan/apply use: strict host-key checking against the
 simulated site's known_hosts, the operator key, a loopback address only.
 """
 
@@ -21,7 +21,7 @@ def banner(address: str, port: int) -> str | None:
 
 def run(site: SimSite, device: str, command: str, timeout: float = 10.0) -> str:
     """Run `command` on the device as the site's user; returns stdout; raises UmhctlError on failure."""
-    from umhctl.device.ssh import Endpoint, connect
+    from umhctl.remote.ssh import Endpoint, connect
 
     address, port = site.endpoint(device)
     assert_loopback(address)

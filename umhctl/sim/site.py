@@ -44,7 +44,15 @@ from umhctl.sim.provision import (
     new_machine_id,
     run_ignition,
 )
-from umhctl.sim.state import SimDevice, SimSite, default_state_dir, locked, resolve_state_dir
+from umhctl.sim.state import (
+    SimDevice,
+    SimSite,
+    default_state_dir,
+    locked,
+    register,
+    resolve_state_dir,
+    unregister,
+)
 
 __all__ = [
     "DeviceResult",
@@ -120,7 +128,7 @@ def up(
     preflight()
     loaded = load_blueprint(blueprint)
     bp = loaded.blueprint
-    state_dir = (state_dir or default_state_dir(bp.metadata.name)).absolute()
+    state_dir = (state_dir or resolve_state_dir(loaded)).absolute()
     for bad in (":", ","):  # overlayfs' lowerdir= cannot carry them
         if bad in str(state_dir):
             raise UmhctlError(f"the state dir {state_dir} contains '{bad}'", hint="choose another --state-dir")
@@ -180,6 +188,7 @@ def up(
                     "a reset re-provisions it",
                 )
         site.write_known_hosts()
+        register(loaded.path, state_dir)
         if not site.watcher_running():
             site.watcher_pid = _start_watcher(site)
         site.save()
@@ -469,6 +478,7 @@ def down(state_dir: Path) -> list[str]:
                 _remove_tree(state_dir / entry)
         for entry in ("site.json", "known_hosts", "watcher.log"):
             (state_dir / entry).unlink(missing_ok=True)
+        unregister(state_dir)
     return stopped
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from umhctl.errors import UmhctlError
 from umhctl.fsutil import write_atomic, xdg_dir
+from umhctl.inventory import Inventory
 from umhctl.secrets import generate_ed25519
 from umhctl.sim.net import assert_loopback
 from umhctl.sim.process import WATCHER_MODULE, alive, cmdline, is_device_process
@@ -121,6 +122,13 @@ class SimSite:
     def known_hosts(self) -> Path:
         return self.state_dir / "known_hosts"
 
+    def inventory(self) -> Inventory:
+        """What plan/apply/reset use in place of the blueprint's addresses: loopback endpoints, the site's own
+        known_hosts (from the rendered host keys) and the sim operator key."""
+        return Inventory(
+            f"the simulated site in {self.state_dir}", self.endpoints(), self.known_hosts, self.identity, self.user
+        )
+
     @property
     def identity(self) -> Path:
         """The sim operator's private key (authorized for the blueprint's SSH user on every device)."""
@@ -185,17 +193,64 @@ class SimSite:
         return self.identity.with_suffix(".pub").read_text().strip()
 
 
+def sim_inventory(loaded: LoadedBlueprint) -> Inventory:
+    """The inventory of the simulated site `sim up` started for this blueprint (--sim)."""
+    site = SimSite.load(loaded)
+    if site.site != loaded.blueprint.metadata.name:
+        raise UmhctlError(
+            f"{site.state_dir} holds the simulated site '{site.site}', not '{loaded.blueprint.metadata.name}'"
+        )
+    return site.inventory()
+
+
+def _registry() -> Path:
+    # Which state dir `sim up` used for which blueprint, so that `--sim` finds a site started with --state-dir.
+    override = os.environ.get(STATE_ENV)
+    base = Path(override) if override else xdg_dir("state") / "umhctl" / "sim"
+    return base / "registry.json"
+
+
+def _read_registry() -> dict[str, str]:
+    try:
+        data = json.loads(_registry().read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def register(blueprint: Path, state_dir: Path) -> None:
+    entries = _read_registry()
+    key = str(blueprint.resolve())
+    if entries.get(key) != str(state_dir):
+        entries[key] = str(state_dir)
+        write_atomic(_registry(), json.dumps(entries, indent=2, sort_keys=True) + "\n", 0o644)
+
+
+def unregister(state_dir: Path) -> None:
+    entries = _read_registry()
+    kept = {k: v for k, v in entries.items() if v != str(state_dir)}
+    if kept != entries:
+        write_atomic(_registry(), json.dumps(kept, indent=2, sort_keys=True) + "\n", 0o644)
+
+
 def resolve_state_dir(where: Path | str | LoadedBlueprint) -> Path:
+    """The state dir of a simulated site: given as one, or the one `sim up` used for a blueprint (file or
+    loaded): the registered one if `sim up --state-dir` chose it, else the default for the site's name."""
     from umhctl.blueprint.loader import LoadedBlueprint, load_blueprint
 
     if isinstance(where, LoadedBlueprint):
-        return default_state_dir(where.blueprint.metadata.name).absolute()
-    path = Path(where)
-    if path.is_dir():
-        return path.absolute()
-    if path.is_file() or path.suffix in (".yaml", ".yml"):
-        return default_state_dir(load_blueprint(path).blueprint.metadata.name).absolute()
-    return path.absolute()  # a state dir that does not exist (yet): load() says there is no site in it
+        loaded = where
+    else:
+        path = Path(where)
+        if path.is_dir():
+            return path.absolute()
+        if not (path.is_file() or path.suffix in (".yaml", ".yml")):
+            return path.absolute()  # a state dir that does not exist (yet): load() says there is no site in it
+        loaded = load_blueprint(path)
+    registered = _read_registry().get(str(loaded.path.resolve()))
+    if registered and (Path(registered) / SITE_FILE).exists():
+        return Path(registered)
+    return default_state_dir(loaded.blueprint.metadata.name).absolute()
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """Command-line options every command shares, and the boundary that turns umhctl's errors into clean exits.
 
-Kept apart from umhctl/cli.py so that sub-apps (umhctl sim) use the very same flags without importing the CLI.
+Kept apart from the main app so that sub-apps (umhctl sim) use the very same flags.
 """
 
 from __future__ import annotations
@@ -42,14 +42,6 @@ DeviceOpt = Annotated[
 ]
 
 
-# Devices worked on at once: SSH sessions mostly wait on the network; 16 keep 2 cores busy on a no-op plan.
-DEFAULT_PARALLEL = 16
-
-
-def count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
 debug = {"on": False}  # set by the --debug flag of the main command
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,7 +51,7 @@ def boundary(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from umhctl import views
+        from umhctl.cli import views
 
         try:
             return fn(*args, **kwargs)

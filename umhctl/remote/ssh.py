@@ -1,4 +1,4 @@
-"""SSH to a device with paramiko: key auth, strict host-key checking, timeouts, scripts on stdin.
+"""SSH to a device with paramiko (no other module imports it): key auth, strict host keys, scripts on stdin.
 
 Host keys come only from the site's known_hosts. An unknown or different key is refused with both fingerprints
 — never accepted on first use. Scripts run as `sudo -n bash -s` with the script on stdin, so values (secrets
@@ -14,7 +14,7 @@ import select
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from umhctl.errors import UmhctlError
 
@@ -115,6 +115,30 @@ class Connection:
                 hint="umhctl needs passwordless sudo, as Flatcar's core user has",
             )
         return result
+
+    def stream(self, script: str, sink: BinaryIO, *, stall: float) -> int:
+        """Run a script (as root) whose stdout is data (a backup archive): copy it into `sink` as it comes.
+        `stall` bounds the time without a byte. Returns the exit status."""
+        import paramiko
+
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise UmhctlError(f"{self.endpoint.device}: the SSH connection is closed")
+        try:
+            channel = transport.open_session(timeout=CONNECT_TIMEOUT)
+            try:
+                channel.settimeout(stall)
+                channel.exec_command("sudo -n bash -s")
+                channel.sendall(script.encode())
+                channel.shutdown_write()
+                while chunk := channel.recv(1 << 16):
+                    sink.write(chunk)
+                return channel.recv_exit_status()
+            finally:
+                channel.close()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            reason = f"no data for {stall:.0f} s" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+            raise UmhctlError(f"{self.endpoint.device}: SSH transfer failed: {reason}") from None
 
     def close(self) -> None:
         self.client.close()

@@ -1,23 +1,20 @@
-"""`umhctl sim up / down / status`: the typer sub-app, mounted by umhctl/cli.py as `umhctl sim`.
+"""`umhctl sim up / down / status`: the typer sub-app, mounted by the main app as `umhctl sim`.
 
-Shared flags and the error boundary come from umhctl.options, as for the main commands.
+Shared flags and the error boundary come from umhctl.cli.options, as for the main commands; the work is done by
+umhctl.sim.api.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from umhctl.options import BlueprintOpt, Output, OutputOpt, boundary, count
+from umhctl.cli.options import BlueprintOpt, Output, OutputOpt, boundary
 
 if TYPE_CHECKING:
-    from umhctl.sim.site import DeviceResult, DeviceStatus
-    from umhctl.sim.state import SimSite
+    from umhctl.sim.api import SimStatusResult, SimUpResult
 
 sim_app = typer.Typer(
     name="sim",
@@ -30,19 +27,11 @@ StateDirOpt = Annotated[
     Path | None,
     typer.Option(
         "--state-dir",
-        help="The simulated site's state dir. Default: $UMHCTL_SIM_STATE/<site>, else "
-        "$XDG_STATE_HOME/umhctl/sim/<site> (~/.local/state/umhctl/sim/<site>).",
+        help="The simulated site's state dir. Default: the one `sim up` used for the blueprint, else "
+        "$UMHCTL_SIM_STATE/<site>, else $XDG_STATE_HOME/umhctl/sim/<site> (~/.local/state/umhctl/sim/<site>).",
         show_default=False,
     ),
 ]
-
-
-def _state_dir(file: Path, state_dir: Path | None) -> Path:
-    if state_dir is not None:
-        return state_dir.absolute()
-    from umhctl.sim.state import resolve_state_dir
-
-    return resolve_state_dir(file)
 
 
 @sim_app.command()
@@ -62,19 +51,20 @@ def up(
     output: OutputOpt = Output.text,
 ) -> None:
     """Build and start one simulated device per blueprint device (running ones are left alone)."""
+    from umhctl.cli import views
     from umhctl.errors import UmhctlError
-    from umhctl.sim import site as sim_site
+    from umhctl.sim.api import sim_up
 
-    site, results = sim_site.up(file, state_dir=state_dir, base_address=base_address, port=port)
-    failed = [r for r in results if r.status == "failed"]
+    result = sim_up(file, state_dir=state_dir, base_address=base_address, port=port)
     if output is Output.json:
-        _print_json({"command": "sim up", **_site_data(site), "devices": [_result_data(r) for r in results]})
+        views.show_json(result)
     else:
-        _show_results(site, results)
-    if failed:
+        _show_up(result)
+    if not result.ok:
         raise UmhctlError(
-            f"{count(len(failed), 'device')} failed to start: {', '.join(r.device for r in failed)}",
-            hint=f"see {site.state_dir}/devices/<device>/sshd.log",
+            f"{views.count(len(result.failed), 'device')} failed to start: "
+            f"{', '.join(r.device for r in result.failed)}",
+            hint=f"see {result.site.state_dir}/devices/<device>/sshd.log",
         )
 
 
@@ -82,14 +72,14 @@ def up(
 @boundary
 def down(file: BlueprintOpt, state_dir: StateDirOpt = None, output: OutputOpt = Output.text) -> None:
     """Stop and remove every device of the simulated site (no process, no mount is left)."""
-    from umhctl.sim import site as sim_site
+    from umhctl.cli import views
+    from umhctl.sim.api import sim_down
 
-    directory = _state_dir(file, state_dir)
-    stopped = sim_site.down(directory)
+    result = sim_down(file, state_dir=state_dir)
     if output is Output.json:
-        _print_json({"command": "sim down", "state_dir": str(directory), "removed": stopped})
+        views.show_json(result)
     else:
-        _line(f"removed {count(len(stopped), 'simulated device')} ({directory})")
+        views.show_line(f"removed {views.count(len(result.removed), 'simulated device')} ({result.state_dir})")
 
 
 @sim_app.command()
@@ -101,66 +91,31 @@ def status(
     output: OutputOpt = Output.text,
 ) -> None:
     """List the simulated devices, their addresses and whether their sshd answers."""
-    from umhctl.sim import site as sim_site
-    from umhctl.sim.state import SimSite
+    from umhctl.cli import views
+    from umhctl.sim.api import sim_status
 
-    site = SimSite.load(_state_dir(file, state_dir))
-    states = sim_site.status(site, login=login)
+    result = sim_status(file, state_dir=state_dir, login=login)
     if output is Output.json:
-        _print_json({"command": "sim status", **_site_data(site), "devices": [_status_data(s) for s in states]})
+        views.show_json(result)
     else:
-        _show_status(site, states)
-    answering = sum(s.answers for s in states)
-    raise typer.Exit(0 if answering == len(states) else 1)
+        _show_status(result)
+    raise typer.Exit(0 if result.ok else 1)
 
 
 # -- views ------------------------------------------------------------------------------------------------------
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    plain = not sys.stdout.isatty() or "NO_COLOR" in os.environ
-    return Console(highlight=False, soft_wrap=True, no_color=plain, emoji=False)
-
-
-def _line(text: str) -> None:
-    from rich.markup import escape
-
-    _console().print(escape(text))
-
-
-def _print_json(document: dict[str, Any]) -> None:
-    from umhctl import views
-
-    views.print_json(document)
-
-
-def _site_data(site: SimSite) -> dict[str, Any]:
-    return {
-        "site": site.site,
-        "state_dir": str(site.state_dir),
-        "user": site.user,
-        "known_hosts": str(site.known_hosts),
-        "identity": str(site.identity),
-    }
-
-
-def _result_data(r: DeviceResult) -> dict[str, Any]:
-    return dataclasses.asdict(r)
-
-
-def _status_data(s: DeviceStatus) -> dict[str, Any]:
-    return {**dataclasses.asdict(s), "answers": s.answers}
 
 
 def _address(address: str, port: int) -> str:
     return address if port == 22 else f"{address}:{port}"
 
 
-def _show_results(site: SimSite, results: list[DeviceResult]) -> None:
+def _show_up(result: SimUpResult) -> None:
     from rich.markup import escape
     from rich.table import Table
+
+    from umhctl.cli.views import console as _console
+
+    site, results = result.site, result.devices
 
     table = Table(title=f"simulated site {site.site}", title_justify="left")
     for column in ("device", "address", "status"):
@@ -185,9 +140,13 @@ def _show_results(site: SimSite, results: list[DeviceResult]) -> None:
         )
 
 
-def _show_status(site: SimSite, states: list[DeviceStatus]) -> None:
+def _show_status(result: SimStatusResult) -> None:
     from rich.markup import escape
     from rich.table import Table
+
+    from umhctl.cli.views import console as _console
+
+    site, states = result.site, result.devices
 
     table = Table(title=f"simulated site {site.site} ({site.state_dir})", title_justify="left")
     for column in ("device", "address", "sshd", "login"):

@@ -1,8 +1,6 @@
-"""Views of a plan: rich text for people, JSON for programs. Both read the same Plan data."""
+"""The text view of a plan (the JSON view is Plan.to_dict): per device, its changes, diffs and warnings."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -66,6 +64,8 @@ def device_lines(device: DevicePlan, *, diffs: bool = True) -> list[str]:
 def summary_line(plan: Plan) -> str:
     s = plan.summary()
     if not plan.has_changes:
+        if not plan.devices:
+            return "No devices selected."
         text = f"No changes. {s['devices']} device{'s' if s['devices'] != 1 else ''} match the blueprint."
         if s["devices_failed"]:
             text = f"No changes on the devices that answered; {s['devices_failed']} could not be planned."
@@ -76,6 +76,8 @@ def summary_line(plan: Plan) -> str:
     )
     if s["restart"]:
         text += f"; {s['restart']} unit restart{'s' if s['restart'] != 1 else ''}"
+    if s["record"]:
+        text += f"; {s['record']} applied-state record{'s' if s['record'] != 1 else ''} to write"
     if s["requires_reset"]:
         text += f"; {s['requires_reset']} change{'s' if s['requires_reset'] != 1 else ''} need a reset"
     if s["devices_failed"]:
@@ -89,7 +91,3 @@ def show_plan(plan: Plan, console: Console) -> None:
             console.print(line, highlight=False)
     console.print()
     console.print(f"[bold]{escape(summary_line(plan))}[/bold]", highlight=False)
-
-
-def plan_json(plan: Plan) -> dict[str, Any]:
-    return {"command": "plan", **plan.to_dict()}

@@ -1,0 +1,53 @@
+"""A scratch device root for running umhctl's device scripts for real: bash chrooted into a Flatcar-shaped root.
+
+The root is the simulated device's base tree (umhctl.sim.provision) with the simulated /usr (the host's,
+read-only, Python hidden, the systemctl and flatcar-reset stand-ins) mounted in a private mount namespace, so a
+script sees exactly what it would see on a simulated device, without sshd. Needs root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from umhctl.sim.layer import build_layer
+from umhctl.sim.process import in_private_mounts
+from umhctl.sim.provision import make_base_root
+
+_BOOT = (
+    'root=$1 layer=$2 && mount -t overlay -o "ro,lowerdir=$layer:/usr" scratch-usr "$root/usr"'
+    ' && mount --rbind /dev "$root/dev" && mount -t proc proc "$root/proc"'
+    ' && mount -t tmpfs -o mode=755 scratch-run "$root/run" && mkdir -p "$root/run/umhctl-sim/active"'
+    ' && exec chroot "$root" /bin/bash -s'
+)
+
+can_run = os.geteuid() == 0 and shutil.which("unshare") is not None
+
+
+class Scratch:
+    """Device roots that share one /usr layer."""
+
+    def __init__(self, base: Path | None = None) -> None:
+        self.base = base or Path(tempfile.mkdtemp(prefix="umhctl-scratch-", dir="/tmp"))
+        self.base.chmod(0o755)
+        self.layer = build_layer(self.base / "layers")
+        self.count = 0
+
+    def root(self) -> Path:
+        self.count += 1
+        root = self.base / f"root-{self.count}"
+        make_base_root(root)
+        return root
+
+    def run(self, root: Path, script: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        argv = in_private_mounts(_BOOT, str(root), str(self.layer))
+        return subprocess.run(argv, input=script, capture_output=True, text=True, timeout=timeout)
+
+    def remove(self, root: Path) -> None:
+        shutil.rmtree(root, ignore_errors=True)
+
+    def close(self) -> None:
+        shutil.rmtree(self.base, ignore_errors=True)

@@ -1,0 +1,312 @@
+"""umhctl's public API: one function per verb, keyword-only options, a typed result (umhctl.results).
+
+The CLI maps options onto these functions and results onto views; nothing here prints. Where a device is
+reached, the caller may hand in an inventory (where each device is, which known_hosts and key): by default the
+blueprint's own. Confirmation is a callback, so a program can decide without a terminal.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from pathlib import Path
+
+from umhctl.blueprint.loader import LoadedBlueprint, load_blueprint, validate_file
+from umhctl.converge import ContentCache, Phases, Target, apply_plan, load_plan, plan_site, save_plan
+from umhctl.errors import UmhctlError
+from umhctl.gitinfo import BlueprintVersion, blueprint_version
+from umhctl.hints import Hints
+from umhctl.inventory import Inventory, blueprint_inventory
+from umhctl.phases import Outcome, Reporter
+from umhctl.plan.model import Plan
+from umhctl.plan.planner import Stamp
+from umhctl.results import (
+    ApplyResult,
+    Media,
+    PlanResult,
+    RenderedDevice,
+    RenderResult,
+    ResetResult,
+    ValidateResult,
+)
+from umhctl.secrets import SecretStore
+
+InventoryFor = Callable[[LoadedBlueprint], Inventory]  # builds the inventory once the blueprint is loaded
+DEFAULT_PARALLEL = 16  # SSH sessions mostly wait on the network; 16 keep 2 cores busy on a no-op plan
+
+
+def validate(file: Path) -> ValidateResult:
+    blueprint, _, diagnostics = validate_file(file)
+    counts = {}
+    if blueprint is not None:
+        counts = {
+            "devices": len(blueprint.devices),
+            "io_link_masters": len(blueprint.io_link_masters),
+            "sensors": len(blueprint.sensors),
+            "dashboards": len(blueprint.dashboards),
+        }
+    return ValidateResult(str(file), blueprint is not None, diagnostics, counts)
+
+
+def render(
+    file: Path,
+    *,
+    out: Path,
+    devices: list[str] | None = None,
+    redact: bool = False,
+    update_known_hosts: bool = False,
+) -> RenderResult:
+    from umhctl.knownhosts import record_site_host_keys, site_known_hosts
+    from umhctl.render import render_site
+    from umhctl.render.output import write_render
+
+    loaded = load_blueprint(file)
+    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
+    renders = render_site(loaded, secrets, devices=devices, redact=redact)
+    seal = secrets.sealer()
+    written = [
+        RenderedDevice(r.device, write_render(r, out, seal), len(r.state.files), len(r.state.links)) for r in renders
+    ]
+    if not update_known_hosts:
+        return RenderResult(out, redact, written)
+    recorded = record_site_host_keys(loaded, secrets, [r.device for r in renders])
+    return RenderResult(out, redact, written, site_known_hosts(loaded), recorded)
+
+
+# -- plan and apply ---------------------------------------------------------------------------------------------
+
+
+def _targets(
+    loaded: LoadedBlueprint,
+    secrets: SecretStore,
+    inventory: Inventory,
+    version: BlueprintVersion,
+    devices: list[str] | None,
+) -> list[Target]:
+    from umhctl.render import render_site
+
+    seal = secrets.sealer()
+    targets = []
+    for r in render_site(loaded, secrets, devices=devices):
+        stamp = Stamp(version.commit, version.dirty, r.state.fingerprint(seal))
+        disk = loaded.blueprint.device(r.device).install_disk
+        targets.append(Target(r.device, inventory.endpoint(r.device), r.state, disk, seal, stamp))
+    return targets
+
+
+def _info(loaded: LoadedBlueprint, version: BlueprintVersion) -> dict[str, object]:
+    return {
+        "path": str(loaded.path),
+        "site": loaded.blueprint.metadata.name,
+        "commit": version.commit,
+        "dirty": version.dirty,
+    }
+
+
+def _inventory(loaded: LoadedBlueprint, inventory: InventoryFor | None, identity: Path | None) -> Inventory:
+    if inventory is None:
+        return blueprint_inventory(loaded, identity)
+    return inventory(loaded).with_identity(identity)
+
+
+def plan(
+    file: Path,
+    *,
+    devices: list[str] | None = None,
+    inventory: InventoryFor | None = None,
+    identity: Path | None = None,
+    parallel: int = DEFAULT_PARALLEL,
+    out: Path | None = None,
+    reporter: Reporter | None = None,
+    hints: Hints | None = None,
+) -> PlanResult:
+    loaded = load_blueprint(file)
+    version = blueprint_version(loaded.path)
+    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
+    fleet = _targets(loaded, secrets, _inventory(loaded, inventory, identity), version, devices)
+    info = _info(loaded, version)
+    phases = Phases(info, ContentCache(), hints or Hints(), command="plan")
+    result = plan_site(info, fleet, phases, parallel=parallel, reporter=reporter)
+    if out is not None:
+        save_plan(result, out)
+    return PlanResult(result, out)
+
+
+def apply(
+    file: Path | None,
+    *,
+    planfile: Path | None = None,
+    devices: list[str] | None = None,
+    inventory: InventoryFor | None = None,
+    identity: Path | None = None,
+    parallel: int = DEFAULT_PARALLEL,
+    retry_failed: bool = False,
+    allow_dirty: bool = False,
+    force_unlock: bool = False,
+    confirm: Callable[[Plan], bool] | None = None,
+    reporter: Reporter | None = None,
+    hints: Hints | None = None,
+) -> ApplyResult:
+    """Plan (or load a saved plan), ask `confirm` (None: yes), execute. `file` None: the saved plan's blueprint."""
+    from umhctl.runstate import last_failed, save_outcomes
+
+    hints = hints or Hints()
+    saved = load_plan(planfile) if planfile is not None else None
+    if file is None:
+        if saved is None:
+            raise UmhctlError("no blueprint given")
+        file = Path(saved.blueprint["path"])
+    if retry_failed:
+        failed = last_failed(file)
+        devices = sorted(set(devices or failed) & set(failed))
+        if not devices:
+            return ApplyResult(
+                Plan({"path": str(file)}, []), [], message="No device failed in the last apply: nothing to retry."
+            )
+    loaded = load_blueprint(file)
+    version = blueprint_version(loaded.path)
+    if version.dirty and not allow_dirty:
+        raise UmhctlError(
+            f"{file} has uncommitted changes ({version.describe()}); refusing to apply what is not in git",
+            hint="commit the blueprint first, or pass --allow-dirty (the apply is then recorded as dirty)",
+        )
+    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
+    fleet = _targets(loaded, secrets, _inventory(loaded, inventory, identity), version, devices)
+    info = _info(loaded, version)
+    phases = Phases(info, ContentCache(), hints, command="apply", force_unlock=force_unlock)
+    if saved is not None:
+        if saved.blueprint.get("commit") != version.commit or saved.blueprint.get("dirty") != version.dirty:
+            raise UmhctlError(
+                f"the plan was made for blueprint commit {saved.blueprint.get('commit')}, "
+                f"the repository is now at {version.describe()}",
+                hint=f"make a new plan: {hints.command('plan')}",
+            )
+        names = {t.device for t in fleet}
+        work = Plan(saved.blueprint, [d for d in saved.devices if d.device in names], saved.umhctl_version)
+    else:
+        work = plan_site(info, fleet, phases, parallel=parallel, reporter=reporter)
+    if not work.has_changes and not force_unlock:
+        return ApplyResult(work, [_unplanned(d.device, d.error) for d in work.devices if d.error])
+    if confirm is not None and not confirm(work):
+        return ApplyResult(work, [], cancelled=True)
+    outcomes = apply_plan(work, fleet, phases, parallel=parallel, reporter=reporter)
+    # Devices that could not even be planned (unreachable, ...) belong in the results too.
+    outcomes = [_unplanned(d.device, d.error) for d in work.devices if d.error] + outcomes
+    save_outcomes(loaded.path, outcomes)
+    retry = hints.command("apply", "--retry-failed") if any(not o.ok for o in outcomes) else None
+    return ApplyResult(work, outcomes, retry_hint=retry)
+
+
+def _unplanned(device: str, error: str | None) -> Outcome:
+    return Outcome(device, ok=False, error=error, failed_phase="plan", failed_title="planning")
+
+
+# -- reset ------------------------------------------------------------------------------------------------------
+
+
+def reset_device(
+    file: Path,
+    name: str,
+    *,
+    inventory: InventoryFor | None = None,
+    identity: Path | None = None,
+    media: Path | None = None,
+    wait: bool = False,
+    backup: Path | None = None,
+    rotate_host_key: bool = False,
+    force: bool = False,
+    allow_dirty: bool = False,
+    timeout: float = 900.0,
+    confirm: Callable[[str], bool] | None = None,
+    reporter: Reporter | None = None,
+    hints: Hints | None = None,
+) -> ResetResult:
+    """Rebuild one device. `confirm` gets what is about to happen and says yes or no (None: yes)."""
+    from umhctl.remote.ssh import key_fingerprint
+    from umhctl.render import render_site
+    from umhctl.render.ignition import ignition_json
+    from umhctl.reset import (
+        ResetPhases,
+        ResetRun,
+        dependent_edges,
+        failure_hint,
+        run_reset,
+        trust_host_key,
+        validate_ignition,
+        write_media,
+    )
+
+    hints = hints or Hints()
+    loaded = load_blueprint(file)
+    bp = loaded.blueprint
+    if name not in [d.name for d in bp.devices]:
+        raise UmhctlError(f"no device '{name}' in {file}", hint="devices: " + ", ".join(d.name for d in bp.devices))
+    version = blueprint_version(loaded.path)
+    if version.dirty and not allow_dirty:
+        raise UmhctlError(
+            f"{file} has uncommitted changes ({version.describe()}); a rebuilt device must match what is in git",
+            hint="commit the blueprint first, or pass --allow-dirty",
+        )
+    edges = dependent_edges(loaded, name)
+    if edges and not force and media is None:
+        raise UmhctlError(
+            f"{name} is the hub of {', '.join(edges)}: they lose their broker while it is rebuilt",
+            hint="pass --force to reset it anyway",
+        )
+    touches_device = media is None or wait
+    if touches_device and confirm is not None:
+        action = "wait for and configure" if wait else "wipe and rebuild"
+        if not confirm(f"This will {action} {name}."):
+            return ResetResult(name, None, cancelled=True)
+    site_inventory = _inventory(loaded, inventory, identity)
+    # Only now, after the confirmation, may the host key change.
+    secrets = SecretStore.for_blueprint(bp, loaded.path.parent)
+    trust_new_key: Callable[[], None] | None = None
+    old_key, new_key = None, None
+    if rotate_host_key:
+        old_key = key_fingerprint(base64.b64decode(secrets.host_key(name).public.split()[1]))
+        new_key = secrets.rotate_host_key(name).public
+
+        def trust_new_key() -> None:
+            assert new_key is not None
+            trust_host_key(loaded, name, new_key, site_inventory)
+
+    (render,) = render_site(loaded, secrets, devices=[name])
+    ignition = ignition_json(render.ignition)
+    written: Media | None = None
+    if media is not None:
+        target_dir = write_media(loaded, name, ignition, media, hints)
+        problem = validate_ignition(target_dir / "ignition.json")
+        if problem:
+            raise UmhctlError(f"ignition-validate rejects the media's config: {problem}")
+        written = Media(target_dir, (target_dir / "install-command.txt").read_text().strip())
+        if not wait:
+            if trust_new_key is not None:
+                trust_new_key()
+            return ResetResult(name, None, written, new_key)
+    seal = secrets.sealer()
+    stamp = Stamp(version.commit, version.dirty, render.state.fingerprint(seal))
+    target = Target(name, site_inventory.endpoint(name), render.state, bp.device(name).install_disk, seal, stamp)
+    converge = Phases(_info(loaded, version), ContentCache(), hints, command="reset")
+    run = ResetRun(
+        name,
+        target,
+        ignition=ignition,
+        keep=list(bp.reset.keep),
+        data=list(bp.reset.data),
+        backup=backup,
+        wait_only=wait,
+        timeout=timeout,
+        hostname=bp.device(name).host_name,
+        trust_new_key=trust_new_key,
+        old_key_fingerprint=old_key,
+    )
+    outcome = run_reset(run, ResetPhases(converge), reporter)
+    undone = False
+    if not outcome.ok:
+        outcome.hint = failure_hint(outcome, name, hints, wait_only=wait)
+        if rotate_host_key and not outcome.past_no_return and not wait:
+            # Nothing was staged: the device keeps its key and known_hosts still names it.
+            secrets.restore_host_key(name)
+            undone = True
+    return ResetResult(name, outcome, written, new_key, rotation_undone=undone)

@@ -1,0 +1,70 @@
+"""Facts: what is really on a device, as plain data. The planner reads them; the remote gate produces them.
+
+Both sides import these types from here, so plan and remote never import each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+STATE_DIR = "/var/lib/umhctl"
+RECORD = f"{STATE_DIR}/applied.json"
+MANAGED_LIST = f"{STATE_DIR}/managed.list"  # one path per line: what the record owns, readable by the probe
+LOCK_DIR = f"{STATE_DIR}/lock.d"
+
+Seal = Callable[[str], str]  # text derived from a secret -> keyed digest (HMAC with the local seal key)
+
+
+@dataclass(frozen=True)
+class PathFact:
+    kind: str  # "file", "link", "absent" or "other" (a directory or device where a file belongs)
+    mode: int | None = None
+    owner: str | None = None
+    group: str | None = None
+    sha256: str | None = None
+    target: str | None = None
+    other: str | None = None  # what stands there, for "other"
+
+
+@dataclass(frozen=True)
+class Facts:
+    paths: dict[str, PathFact]
+    record: dict[str, Any] | None  # the applied-state record the last apply wrote (root-only on the device)
+    units: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (is-active, is-enabled)
+
+    def path(self, path: str) -> PathFact:
+        return self.paths.get(path, PathFact("absent"))
+
+    def recorded_files(self) -> dict[str, dict[str, Any]]:
+        files: dict[str, dict[str, Any]] = (self.record or {}).get("files", {})
+        return files
+
+    def recorded_links(self) -> dict[str, str]:
+        links: dict[str, str] = (self.record or {}).get("links", {})
+        return links
+
+    def path_states(self, secret: set[str], seal: Seal) -> dict[str, str]:
+        """A short description of each path's state: what a stale-plan message compares (secret files sealed)."""
+        states = {}
+        for path, fact in sorted(self.paths.items()):
+            if fact.kind == "file":
+                digest = seal(fact.sha256 or "") if path in secret else fact.sha256
+                states[path] = f"file {fact.mode or 0:04o} {fact.owner}:{fact.group} {digest}"
+            elif fact.kind == "link":
+                states[path] = f"link -> {fact.target}"
+            else:
+                states[path] = fact.other or fact.kind
+        return states
+
+    def fingerprint(self, secret: set[str], seal: Seal) -> str:
+        """What a saved plan was made against: every path's state and the record.
+
+        The record holds plain hashes of secret-bearing files, so the digest over it is keyed (sealed) too:
+        nothing in a plan file lets a weak secret be guessed offline.
+        """
+        data = {"paths": self.path_states(secret, seal), "record": self.record}
+        return seal(hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest())

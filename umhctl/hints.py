@@ -1,0 +1,14 @@
+"""Hints that are commands: they carry the options that chose the site (-f FILE, --sim...), so they work pasted."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Hints:
+    selection: tuple[str, ...] = ()  # the options naming the same site and transport, e.g. ("-f", "x.yaml", "--sim")
+
+    def command(self, *words: str) -> str:
+        return shlex.join(["umhctl", *words, *self.selection])

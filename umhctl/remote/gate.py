@@ -1,0 +1,214 @@
+"""The remote gate: everything umhctl does on a device goes through `Remote`, one method per script.
+
+Each method runs one script from `scripts` over the device's SSH connection and turns the answer into data or
+a UmhctlError that says what state the device was left in. Phases never build scripts or read raw output.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from umhctl.errors import UmhctlError
+from umhctl.facts import Facts, PathFact
+from umhctl.plan.model import Change
+from umhctl.remote import scripts
+from umhctl.remote.ssh import CONNECT_TIMEOUT, Connection, Endpoint, connect
+from umhctl.render.desired import DesiredState
+
+
+@dataclass(frozen=True)
+class LockAnswer:
+    state: str  # "locked", "took_over", "held" or "busy"
+    age: int = 0  # seconds the lock found there had been held
+    holder: str = ""  # who held it (as its run described itself), when known
+
+
+class Remote:
+    """One device, reached over one SSH connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    @classmethod
+    def connect(cls, endpoint: Endpoint, *, timeout: float = CONNECT_TIMEOUT) -> Remote:
+        return cls(connect(endpoint, timeout=timeout))
+
+    @property
+    def device(self) -> str:
+        return self.conn.endpoint.device
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- facts ----------------------------------------------------------------------------------------------
+
+    def probe(self, paths: Sequence[str], units: Sequence[str]) -> Facts:
+        result = self.conn.run(scripts.probe(paths, units))
+        if result.status != 0:
+            raise UmhctlError(f"reading the device's state failed (exit {result.status}): {_tail(result.stderr)}")
+        return parse_facts(result.stdout, self.device)
+
+    # -- lock -----------------------------------------------------------------------------------------------
+
+    def lock(self, token: str, holder: str, *, force: bool = False) -> LockAnswer:
+        out = self.conn.run(scripts.lock(token, holder, force=force)).stdout.strip()
+        word, _, rest = out.partition(" ")
+        if word == "LOCKED":
+            return LockAnswer("locked")
+        if word in ("TOOK_OVER", "HELD"):
+            age, _, who = rest.partition(" ")
+            try:
+                seconds = int(age)
+            except ValueError:
+                seconds = 0
+            return LockAnswer("took_over" if word == "TOOK_OVER" else "held", seconds, _decode(who))
+        if word == "BUSY":
+            return LockAnswer("busy")
+        raise UmhctlError(f"could not take the device lock: {out[-200:] or 'no answer'}")
+
+    def unlock(self, token: str) -> bool:
+        """Release this run's lock; False when the run no longer held it (someone forced it away)."""
+        return self.conn.run(scripts.unlock(token)).stdout.strip() == "UNLOCKED"
+
+    # -- changes --------------------------------------------------------------------------------------------
+
+    def write(
+        self,
+        changes: Sequence[Change],
+        desired: DesiredState,
+        record: dict[str, Any],
+        history: dict[str, Any],
+        token: str,
+    ) -> list[str]:
+        """Carry out the file, link and record changes; returns warnings. Raises saying whether anything moved."""
+        result = self.conn.run(scripts.write(changes, desired, record, history, token))
+        if result.status != 0 or "APPLIED" not in result.stdout.split():
+            state = (
+                "some files may be in place: run plan to see what is left"
+                if "RENAMING" in result.stdout.split()
+                else "the device was left unchanged"
+            )
+            raise UmhctlError(f"writing files failed (exit {result.status}); {state}: {_tail(result.stderr)}")
+        return [line.removeprefix("WARNING ") for line in result.stdout.splitlines() if line.startswith("WARNING ")]
+
+    def restart(self, units: Sequence[str], daemon_reload: bool) -> None:
+        result = self.conn.run(scripts.restart(units, daemon_reload))
+        failed = [line.split(" ", 1)[1] for line in result.stdout.splitlines() if line.startswith("FAILED ")]
+        if result.status != 0:
+            raise UmhctlError(
+                "files are in place, but restarting failed for "
+                f"{', '.join(failed) or 'systemd daemon-reload'}: {_tail(result.stderr)}"
+            )
+
+    # -- reset ----------------------------------------------------------------------------------------------
+
+    def stage_reset(self, ignition: str, keep: Sequence[str]) -> None:
+        result = self.conn.run(scripts.stage_reset(ignition, keep))
+        if result.status != 0 or "STAGED" not in result.stdout.split():
+            raise UmhctlError(
+                f"staging the reset failed (exit {result.status}): {_tail(result.stderr)}; "
+                "nothing was reset, the device runs as before"
+            )
+
+    def reboot(self) -> None:
+        """Ask the device to reboot. The connection may die with the reboot (no answer); an answer must be a
+        success."""
+        try:
+            result = self.conn.run(scripts.reboot(), timeout=15)
+        except UmhctlError:
+            return
+        # -1: paramiko's "the channel closed without an exit status": the reboot took the connection down.
+        if result.status not in (0, -1):
+            raise UmhctlError(
+                f"the device refused to reboot (exit {result.status}): {_tail(result.stderr, 200)}; the reset is "
+                "staged and happens at its next reboot"
+            )
+
+    def reset_state(self) -> str | None:
+        """None while the old system still runs (the reset is pending), else the rebuilt device's host name."""
+        out = self.conn.run(scripts.reset_state()).stdout.strip()
+        if out.startswith("DONE "):
+            return out.removeprefix("DONE ").strip()
+        if out == "PENDING":
+            return None
+        raise UmhctlError(f"unexpected answer after the reset: {out[-200:] or 'none'}")
+
+    def backup(self, paths: Sequence[str], target: Path, *, stall: float) -> int:
+        """Stream a tar.gz of `paths` into `target` (created 0600: it holds the site's data); its size."""
+        what = ", ".join(paths)
+        try:
+            with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+                status = self.conn.stream(scripts.backup(paths), out, stall=stall)
+        except UmhctlError as exc:
+            target.unlink(missing_ok=True)
+            raise UmhctlError(f"backing up {what} failed: {str(exc).removeprefix(self.device + ': ')}") from None
+        if status != 0:
+            target.unlink(missing_ok=True)
+            raise UmhctlError(f"backing up {what} failed (exit {status})")
+        return target.stat().st_size
+
+
+def _tail(text: str, limit: int = 300) -> str:
+    return text.strip()[-limit:]
+
+
+def _decode(b64: str) -> str:
+    if b64 in ("", "-"):
+        return ""
+    try:
+        return base64.b64decode(b64).decode("utf-8", "replace").strip().replace("\n", " ")
+    except (binascii.Error, ValueError):
+        return b64
+
+
+def _text(b64: str) -> str:
+    return base64.b64decode(b64, validate=True).decode("utf-8", "surrogateescape")
+
+
+_KINDS = {"f": "file", "l": "link", "d": "directory"}
+_SECTIONS = ("P", "S", "R", "U", "E")
+
+
+def parse_facts(output: str, device: str) -> Facts:
+    """Facts from the probe's output; a truncated or garbled answer is an error, never a guess."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if line in _SECTIONS:
+            current = sections.setdefault(line, [])
+        elif current is not None:
+            current.append(line)
+        else:
+            raise UmhctlError(f"{device}: cannot read the device's state: unexpected output {line[:60]!r}")
+    if "E" not in sections:
+        raise UmhctlError(f"{device}: the state probe ended early (connection lost or out of space?)")
+    try:
+        hashes = {}
+        for line in sections.get("S", []):
+            digest, path = line.split("  ", 1)
+            hashes[path] = digest
+        paths: dict[str, PathFact] = {}
+        for line in sections.get("P", []):
+            path, kind, mode, owner, group, target = line.split("\t")
+            if kind == "f":
+                paths[path] = PathFact("file", int(mode, 8), owner, group, hashes.get(path))
+            elif kind == "l":
+                paths[path] = PathFact("link", target=target)
+            else:
+                paths[path] = PathFact("other", other=_KINDS.get(kind, f"file of type {kind}"))
+        record_lines = [line for line in sections.get("R", []) if line]
+        record = json.loads(_text(record_lines[0])) if record_lines else None
+        units = {}
+        for line in sections.get("U", []):
+            name, active, enabled = (line.split("\t") + ["", ""])[:3]
+            units[name] = (active, enabled)
+    except (ValueError, IndexError, binascii.Error, json.JSONDecodeError) as exc:
+        raise UmhctlError(f"{device}: cannot read the device's state: {exc}") from None
+    return Facts(paths, record, units)

@@ -1,0 +1,329 @@
+"""Every bash script umhctl runs on a device, built in one place. Pure functions: inputs in, exact script out.
+
+Each script is pinned by a golden test and run for real by bash against a scratch root in the tests. The device
+has no Python (Flatcar ships none), so the scripts use bash and coreutils only.
+
+Rules every script follows:
+- `umask 077` first: whatever a script creates is private until it widens a mode on purpose. A temp file that
+  will hold a host key or a token is never readable by others, not even for a moment.
+- Values are quoted with shlex.quote; file contents travel base64-encoded inside the script (on stdin, never in
+  argv), so secrets never show in a process list.
+- Names are deterministic given the inputs (temp files carry the run's token), so a script can be pinned.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+from collections.abc import Sequence
+from typing import Any
+
+from umhctl.facts import LOCK_DIR, MANAGED_LIST, RECORD, STATE_DIR
+from umhctl.plan.model import Action, Change
+from umhctl.render.desired import DesiredState
+
+LOCK_STALE_SECONDS = 15 * 60
+HISTORY = f"{STATE_DIR}/history.jsonl"
+# Written before the reset reboot and not kept: finding it gone proves the reset really happened.
+RESET_PENDING = f"{STATE_DIR}/reset-pending"
+# Flatcar's keep-list syntax (flatcar-reset -K): egrep regexes for absolute paths.
+HOST_KEYS_KEEP = "/etc/ssh/ssh_host_.*"
+TEMP_PREFIX = ".umhctl-"  # every temp file umhctl stages starts with this, in the target's own directory
+
+q = shlex.quote
+
+_HEAD = "set -euo pipefail\numask 077\n"
+_HEAD_LENIENT = "set -u\numask 077\n"
+
+
+def _b64(data: bytes | str) -> str:
+    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
+
+
+# -- facts ------------------------------------------------------------------------------------------------------
+
+# A few processes per probe, not a few per path: `find -printf` reports type, mode, owner and link target of
+# every path at once, and one sha256sum hashes every regular file. Paths never contain whitespace or control
+# characters (the blueprint refuses them), so they travel as plain text fields.
+_PROBE = r"""paths=(%(paths)s)
+if [ -f %(managed)s ]; then mapfile -t -O "${#paths[@]}" paths < %(managed)s; fi
+declare -A seen=(); unique=()
+for p in "${paths[@]}"; do [ -n "${seen[$p]+x}" ] || { seen[$p]=1; unique+=("$p"); }; done
+paths=("${unique[@]}")
+echo P
+((${#paths[@]})) && find "${paths[@]}" -maxdepth 0 -printf '%%p	%%y	%%m	%%u	%%g	%%l
+' 2>/dev/null
+echo S
+files=()
+for p in "${paths[@]}"; do [ -f "$p" ] && [ ! -L "$p" ] && files+=("$p"); done
+((${#files[@]})) && sha256sum -- "${files[@]}"
+echo R
+[ -f %(record)s ] && base64 -w0 < %(record)s && echo
+echo U
+units=(%(units)s)
+# One line per unit, even when systemctl prints nothing for one (is-enabled of an unknown unit).
+for u in "${units[@]}"; do
+  active=$(systemctl is-active -- "$u" 2>/dev/null)
+  enabled=$(systemctl is-enabled -- "$u" 2>/dev/null)
+  printf '%%s\t%%s\t%%s\n' "$u" "$active" "$enabled"
+done
+echo E
+"""
+
+
+def probe(paths: Sequence[str], units: Sequence[str]) -> str:
+    """Print the facts of `paths` (and of what the last apply managed): sections P, S, R, U, E."""
+    return _HEAD_LENIENT + _PROBE % {
+        "paths": " ".join(q(p) for p in paths),
+        "managed": MANAGED_LIST,
+        "record": RECORD,
+        "units": " ".join(q(u) for u in units),
+    }
+
+
+# -- the device lock --------------------------------------------------------------------------------------------
+
+# The lock is the directory lock.d holding one file `token.<TOKEN>`: the token names the run that holds it,
+# the content says who that is. Taking it is one rename of a prepared directory (atomic; it fails while a lock
+# is there). Taking over a stale lock is one rename of exactly the token file judged stale to our own token:
+# it fails if that lock changed hands since it was judged, so two takers can never both win. Staleness is the
+# token file's ctime, which that rename refreshes, so a lock just taken over never looks stale to a third.
+# Unlock removes only the run's own token file, then the directory only if it is empty.
+_LOCK = r"""mkdir -p %(state)s
+chmod 0755 %(state)s
+L=%(lock)s
+me=token.%(token)s
+holder() { printf '%%s' %(holder)s | base64 -d; }
+took() { holder > "$L/.new.%(token)s" && mv -f -T "$L/.new.%(token)s" "$L/$me"; }
+try_take() {
+  rm -rf "$L.new.%(token)s"
+  mkdir "$L.new.%(token)s" && holder > "$L.new.%(token)s/$me" || return 2
+  if mv -T "$L.new.%(token)s" "$L" 2>/dev/null; then return 0; fi
+  rm -rf "$L.new.%(token)s"
+  return 1
+}
+try_take && { echo LOCKED; exit 0; }
+[ -e "$L/$me" ] && { echo LOCKED; exit 0; }
+now=$(date +%%s)
+for attempt in 1 2 3; do
+  owners=("$L"/token.* "$L"/info)
+  current=''
+  for o in "${owners[@]}"; do [ -f "$o" ] && { current=$o; break; }; done
+  if [ -z "$current" ]; then
+    # A lock directory without an owner: an unlock half done, or a take that died. Judged by its own age.
+    since=$(stat -c %%Z "$L" 2>/dev/null) || { try_take && { echo LOCKED; exit 0; }; continue; }
+    age=$(( now - since ))
+    if [ "$age" -gt %(stale)d ] || %(force)s; then
+      rmdir "$L" 2>/dev/null || { mv -T "$L" "$L.stale.%(token)s" 2>/dev/null && rm -rf "$L.stale.%(token)s"; }
+    fi
+    try_take && { echo LOCKED; exit 0; }
+    echo "HELD $age -"
+    exit 0
+  fi
+  since=$(stat -c %%Z "$current" 2>/dev/null) || continue
+  if [ "${current##*/}" = info ]; then who=$(tail -n +2 "$current" | base64 -w0)
+  else who=$(base64 -w0 < "$current"); fi
+  age=$(( now - since ))
+  if [ "$age" -gt %(stale)d ] || %(force)s; then
+    if mv -T "$current" "$L/$me" 2>/dev/null; then took; echo "TOOK_OVER $age ${who:--}"; exit 0; fi
+    continue  # someone else was quicker: look again at who holds it now
+  fi
+  echo "HELD $age ${who:--}"
+  exit 0
+done
+echo "BUSY"
+"""
+
+
+def lock(token: str, holder: str, *, force: bool = False) -> str:
+    """Take the device lock for the run `token`. Prints one of:
+    `LOCKED`; `TOOK_OVER <age> <holder-b64>` (a stale lock, or with force any lock, was taken over);
+    `HELD <age> <holder-b64 or ->`; `BUSY` (the lock changed hands three times while we looked)."""
+    return _HEAD_LENIENT + _LOCK % {
+        "state": STATE_DIR,
+        "lock": LOCK_DIR,
+        "token": token,
+        "holder": q(_b64(holder)),
+        "stale": LOCK_STALE_SECONDS,
+        "force": "true" if force else "false",
+    }
+
+
+def unlock(token: str) -> str:
+    """Release the lock only if this run holds it. Prints `UNLOCKED` or `NOT_HELD`."""
+    return _HEAD_LENIENT + (
+        f"L={LOCK_DIR}\n"
+        f'if [ -e "$L/token.{token}" ]; then\n'
+        f'  rm -f -- "$L/token.{token}" "$L/.new.{token}"\n'
+        '  rmdir -- "$L" 2>/dev/null || true\n'
+        "  echo UNLOCKED\n"
+        "else\n"
+        "  echo NOT_HELD\n"
+        "fi\n"
+    )
+
+
+# -- writing a plan's changes -----------------------------------------------------------------------------------
+
+# Directories umhctl has to create get 0755 each (mkdir -p would make them 0700 under umask 077).
+_MKDIRS = r"""mkdirs() { [ -d "$1" ] && return 0; mkdirs "$(dirname "$1")"; mkdir -m 0755 -- "$1"; }
+"""
+
+
+def _temp(token: str, index: int, path: str) -> str:
+    directory = path.rsplit("/", 1)[0] or "/"
+    return f"{directory.rstrip('/')}/{TEMP_PREFIX}{token}-{index}.tmp"
+
+
+def _stage_file(token: str, index: int, path: str, content: bytes, mode: int, owner: str, group: str) -> list[str]:
+    tmp = _temp(token, index, path)
+    data = base64.encodebytes(content).decode()
+    return [
+        f"mkdirs {q(path.rsplit('/', 1)[0] or '/')}",
+        f"t={q(tmp)}",
+        'staged+=("$t")',
+        # Created 0600 (umask 077) and owned by root until chown/chmod give it its real owner and mode.
+        f"base64 -d > \"$t\" <<'UMHCTL_DATA'\n{data}UMHCTL_DATA",
+        f'chown -- {q(owner)}:{q(group)} "$t"',
+        f'chmod -- {mode:04o} "$t"',
+        'sync -- "$t"',
+        f'renames+=("$t" {q(path)})',
+    ]
+
+
+def _stage_link(token: str, index: int, path: str, target: str) -> list[str]:
+    tmp = _temp(token, index, path)
+    return [
+        f"mkdirs {q(path.rsplit('/', 1)[0] or '/')}",
+        f"t={q(tmp)}",
+        'staged+=("$t")',
+        f'ln -sfn -- {q(target)} "$t"',
+        f'renames+=("$t" {q(path)})',
+    ]
+
+
+def write(
+    changes: Sequence[Change], desired: DesiredState, record: dict[str, Any], history: dict[str, Any], token: str
+) -> str:
+    """Make exactly these changes, then record what umhctl now manages.
+
+    Every new file and link is staged as a temp file in its target directory (owner, mode, fsync done there);
+    only when all are staged are they renamed into place, each rename atomic, and the directories synced. The
+    record goes last, so it never claims a state the device does not have. Prints `RENAMING` when it starts
+    changing the device and `APPLIED` when it is done.
+    """
+    files = {f.path: f for f in desired.files}
+    links = {link.path: link for link in desired.links}
+    lines = [
+        _MKDIRS.rstrip("\n"),
+        "staged=(); renames=()",
+        # Until everything is staged, a failure removes the temp files and leaves the device unchanged.
+        'cleanup() { for t in "${staged[@]}"; do rm -f -- "$t"; done; }',
+        "trap cleanup EXIT",
+    ]
+    metadata_only: list[str] = []
+    deletes: list[str] = []
+    replaced: list[str] = []  # what stands where a file or link belongs goes only once everything is staged
+    touched: set[str] = set()
+    for index, change in enumerate(changes):
+        writes = change.action in (Action.CREATE, Action.UPDATE, Action.REPLACE)
+        if change.kind == "file" and writes:
+            f = files[change.target]
+            # before and after carry the same kind of digest (both sealed for a secret-bearing file).
+            content_changes = change.before is None or change.before.get("sha256") != (change.after or {}).get("sha256")
+            if change.action is Action.REPLACE:
+                replaced.append(f"rm -rf -- {q(f.path)}")
+            if content_changes or change.action is Action.REPLACE:
+                lines += _stage_file(token, index, f.path, f.content, f.mode, f.owner, f.group)
+            else:
+                metadata_only += [
+                    f"chown -- {q(f.owner)}:{q(f.group)} {q(f.path)}",
+                    f"chmod -- {f.mode:04o} {q(f.path)}",
+                ]
+            touched.add(f.path)
+        elif change.kind == "link" and writes:
+            link = links[change.target]
+            if change.action is Action.REPLACE:
+                replaced.append(f"rm -rf -- {q(link.path)}")
+            lines += _stage_link(token, index, link.path, link.target)
+            touched.add(link.path)
+        elif change.action is Action.DELETE and change.kind in ("file", "link"):
+            deletes.append(f"rm -f -- {q(change.target)}")
+            touched.add(change.target)
+    managed = "".join(f"{p}\n" for p in sorted(record["files"]) + sorted(record["links"]))
+    record_text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    lines += [f"mkdirs {STATE_DIR}", f"chmod 0755 {STATE_DIR}"]
+    # The record holds the hashes of secret-bearing files: root only, like the files themselves.
+    for index, (path, text, mode) in enumerate(
+        ((MANAGED_LIST, managed, 0o644), (RECORD, record_text, 0o600)), start=len(changes)
+    ):
+        lines += _stage_file(token, index, path, text.encode(), mode, "root", "root")
+    directories = sorted({p.rsplit("/", 1)[0] or "/" for p in touched} | {STATE_DIR})
+    rename = 'mv -f -T -- "${renames[i]}" "${renames[i+1]}"'
+    lines += [
+        "echo RENAMING",
+        *replaced,
+        f"for ((i = 0; i < ${{#renames[@]}} - 4; i += 2)); do {rename}; done",
+        *metadata_only,
+        *deletes,
+        f"for ((i = ${{#renames[@]}} - 4; i < ${{#renames[@]}}; i += 2)); do {rename}; done",
+        "staged=()",
+        # A rename is durable only once its directory is: sync them (GNU sync fsyncs a directory it is given).
+        "sync -- " + " ".join(q(d) for d in directories) + " || echo 'WARNING directories not synced'",
+        f"printf '%s\\n' {q(json.dumps(history, sort_keys=True))} >> {HISTORY}",
+        "echo APPLIED",
+    ]
+    return _HEAD + "\n".join(lines) + "\n"
+
+
+# -- units ------------------------------------------------------------------------------------------------------
+
+
+def restart(units: Sequence[str], daemon_reload: bool) -> str:
+    """Reload systemd and restart units in order; report each result instead of stopping at the first."""
+    lines = ["failed=0"]
+    if daemon_reload:
+        lines.append("systemctl daemon-reload || failed=1")
+    for unit in units:
+        lines.append(
+            f"if systemctl restart -- {q(unit)}; then echo RESTARTED {q(unit)}; "
+            f"else echo FAILED {q(unit)}; failed=1; fi"
+        )
+    lines.append("exit $failed")
+    return _HEAD_LENIENT + "\n".join(lines) + "\n"
+
+
+# -- reset ------------------------------------------------------------------------------------------------------
+
+
+def stage_reset(ignition: str, keep: Sequence[str]) -> str:
+    """Stage `flatcar-reset` with this Ignition config and keep-list (flatcar/init bin/flatcar-reset: -F copies
+    the config to /oem/config.ign, -K keeps matching paths, --keep-machine-id pins the machine id). Like the real
+    tool it does not reboot. Prints `STAGED`."""
+    return _HEAD + (
+        "tmp=$(mktemp /var/tmp/umhctl-reset.XXXXXX)\n"
+        "trap 'rm -f \"$tmp\"' EXIT\n"
+        f"printf '%s' {q(_b64(ignition))} | base64 -d > \"$tmp\"\n"
+        f'flatcar-reset --keep-machine-id --ignition-file "$tmp" --keep-paths {" ".join(q(k) for k in keep)}\n'
+        f"mkdir -p {STATE_DIR}\n"
+        f"date +%s > {RESET_PENDING}\n"
+        "echo STAGED\n"
+    )
+
+
+def reboot() -> str:
+    return _HEAD_LENIENT + "systemctl reboot\n"
+
+
+def reset_state() -> str:
+    """After a reset reboot: `PENDING` while the old system still runs, else `DONE <hostname>`."""
+    return _HEAD_LENIENT + f'if [ -e {RESET_PENDING} ]; then echo PENDING; else echo "DONE $(hostname)"; fi\n'
+
+
+def backup(paths: Sequence[str]) -> str:
+    """A gzipped tar of the existing `paths` on stdout: nothing is written on the device's (maybe full) disk."""
+    listing = " ".join(q(p.lstrip("/")) for p in paths)
+    return _HEAD_LENIENT + (
+        f'cd / && for p in {listing}; do [ -e "$p" ] && printf \'%s\\0\' "$p"; done | tar -czf - --null -T -\n'
+    )
