@@ -46,6 +46,11 @@ class Scratch:
         argv = in_private_mounts(_BOOT, str(root), str(self.layer))
         return subprocess.run(argv, input=script, capture_output=True, text=True, timeout=timeout)
 
+    def run_binary(self, root: Path, script: str, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+        """For scripts whose output is data (a backup archive)."""
+        argv = in_private_mounts(_BOOT, str(root), str(self.layer))
+        return subprocess.run(argv, input=script.encode(), capture_output=True, timeout=timeout)
+
     def remove(self, root: Path) -> None:
         shutil.rmtree(root, ignore_errors=True)
 

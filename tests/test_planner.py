@@ -171,3 +171,62 @@ def test_truncated_probe_output_is_an_error() -> None:
         parse_facts("P\n/etc/hostname\tf\t644\troot\troot\t\nS\n", "edge-01")
     with pytest.raises(UmhctlError, match="cannot read"):
         parse_facts("garbage before any section\nE\n", "edge-01")
+
+
+def test_a_file_that_used_to_be_secret_shows_only_sealed_hashes() -> None:
+    desired = _desired()
+    record = _record(desired)
+    record["files"]["/etc/a.conf"]["secret"] = True  # type: ignore[index]
+    paths = _in_sync(desired)
+    paths["/etc/a.conf"] = PathFact("file", 0o644, "root", "root", _sha(b"old secret\n"))
+    plan = _plan(desired, Facts(paths, record))
+    (change,) = [c for c in plan.changes if c.target == "/etc/a.conf"]
+    assert change.sensitive and change.diff is None
+    assert change.before is not None and change.before["sha256"].startswith("sealed:")
+    assert _sha(b"old secret\n") not in str(plan.to_dict())
+
+
+def test_the_facts_fingerprint_is_keyed() -> None:
+    desired = _desired()
+    facts = Facts(_in_sync(desired), _record(desired))
+    secret = {"/etc/secret"}
+    one = facts.fingerprint(secret, lambda s: "k1:" + _sha(("k1" + s).encode()))
+    two = facts.fingerprint(secret, lambda s: "k2:" + _sha(("k2" + s).encode()))
+    assert one != two, "a plan file's fingerprint cannot be recomputed without the local seal key"
+
+
+def test_files_that_match_but_a_record_that_names_another_state_is_a_record_update() -> None:
+    desired = _desired()
+    record = _record(desired)
+    record["blueprint"] = {"commit": "0ld", "dirty": False}
+    record["desired_fingerprint"] = "sha256:older"
+    plan = _plan(desired, Facts(_in_sync(desired), record))
+    (change,) = plan.changes
+    assert (change.action, change.kind) == (Action.UPDATE, "record")
+    assert "the files match abc" in change.reason and "0ld" in change.reason
+    assert change.after == {"commit": "abc", "dirty": False, "desired_fingerprint": "sha256:desired"}
+
+
+def test_a_directory_where_a_managed_file_was_is_left_alone_and_forgotten() -> None:
+    desired = _desired()
+    record = _record(desired)
+    record["files"]["/etc/old.conf"] = {"sha256": _sha(b"x"), "restarts": []}  # type: ignore[index]
+    paths = _in_sync(desired)
+    paths["/etc/old.conf"] = PathFact("other", other="directory")
+    plan = _plan(desired, Facts(paths, record))
+    (change,) = plan.changes
+    assert (change.action, change.kind) == (Action.UPDATE, "record")
+    assert "stops managing /etc/old.conf (a directory stands there now; left in place)" in change.reason
+
+
+def test_write_atomic_keeps_an_existing_files_mode(tmp_path: Path) -> None:
+    from umhctl.fsutil import write_atomic
+
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("old\n")
+    known_hosts.chmod(0o600)
+    write_atomic(known_hosts, "new\n")
+    assert known_hosts.read_text() == "new\n" and known_hosts.stat().st_mode & 0o777 == 0o600
+    fresh = tmp_path / "fresh"
+    write_atomic(fresh, "x")
+    assert fresh.stat().st_mode & 0o777 == 0o644

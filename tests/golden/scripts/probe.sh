@@ -1,0 +1,25 @@
+set -u
+umask 077
+paths=(/etc/hostname /etc/localtime)
+if [ -f /var/lib/umhctl/managed.list ]; then mapfile -t -O "${#paths[@]}" paths < /var/lib/umhctl/managed.list; fi
+declare -A seen=(); unique=()
+for p in "${paths[@]}"; do [ -n "${seen[$p]+x}" ] || { seen[$p]=1; unique+=("$p"); }; done
+paths=("${unique[@]}")
+echo P
+((${#paths[@]})) && find "${paths[@]}" -maxdepth 0 -printf '%p	%y	%m	%u	%g	%l
+' 2>/dev/null
+echo S
+files=()
+for p in "${paths[@]}"; do [ -f "$p" ] && [ ! -L "$p" ] && files+=("$p"); done
+((${#files[@]})) && sha256sum -- "${files[@]}"
+echo R
+[ -f /var/lib/umhctl/applied.json ] && base64 -w0 < /var/lib/umhctl/applied.json && echo
+echo U
+units=(k3s.service)
+# One line per unit, even when systemctl prints nothing for one (is-enabled of an unknown unit).
+for u in "${units[@]}"; do
+  active=$(systemctl is-active -- "$u" 2>/dev/null)
+  enabled=$(systemctl is-enabled -- "$u" 2>/dev/null)
+  printf '%s\t%s\t%s\n' "$u" "$active" "$enabled"
+done
+echo E

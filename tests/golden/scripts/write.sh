@@ -1,0 +1,84 @@
+set -euo pipefail
+umask 077
+mkdirs() { [ -d "$1" ] && return 0; mkdirs "$(dirname "$1")"; mkdir -m 0755 -- "$1"; }
+staged=(); renames=()
+cleanup() { for t in "${staged[@]}"; do rm -f -- "$t"; done; }
+trap cleanup EXIT
+mkdirs /etc/umhctl-demo
+t=/etc/umhctl-demo/.umhctl-0123abcd-0.tmp
+staged+=("$t")
+base64 -d > "$t" <<'UMHCTL_DATA'
+YW5zd2VyPTQyCg==
+UMHCTL_DATA
+chown -- root:root "$t"
+chmod -- 0644 "$t"
+sync -- "$t"
+renames+=("$t" /etc/umhctl-demo/app.conf)
+mkdirs /etc/umhctl-demo
+t=/etc/umhctl-demo/.umhctl-0123abcd-1.tmp
+staged+=("$t")
+base64 -d > "$t" <<'UMHCTL_DATA'
+czNjcmV0Cg==
+UMHCTL_DATA
+chown -- root:root "$t"
+chmod -- 0600 "$t"
+sync -- "$t"
+renames+=("$t" /etc/umhctl-demo/token)
+mkdirs /home/core/.ssh/authorized_keys.d
+t=/home/core/.ssh/authorized_keys.d/.umhctl-0123abcd-2.tmp
+staged+=("$t")
+base64 -d > "$t" <<'UMHCTL_DATA'
+c3NoLWVkMjU1MTkgQUFBQSBvcHMK
+UMHCTL_DATA
+chown -- core:core "$t"
+chmod -- 0600 "$t"
+sync -- "$t"
+renames+=("$t" /home/core/.ssh/authorized_keys.d/ops)
+mkdirs /etc/umhctl-demo
+t=/etc/umhctl-demo/.umhctl-0123abcd-3.tmp
+staged+=("$t")
+ln -sfn -- app.conf "$t"
+renames+=("$t" /etc/umhctl-demo/current)
+mkdirs /var/lib/umhctl
+chmod 0755 /var/lib/umhctl
+mkdirs /var/lib/umhctl
+t=/var/lib/umhctl/.umhctl-0123abcd-5.tmp
+staged+=("$t")
+base64 -d > "$t" <<'UMHCTL_DATA'
+L2V0Yy91bWhjdGwtZGVtby9hcHAuY29uZgovZXRjL3VtaGN0bC1kZW1vL3Rva2VuCi9ob21lL2Nv
+cmUvLnNzaC9hdXRob3JpemVkX2tleXMuZC9vcHMKL2V0Yy91bWhjdGwtZGVtby9jdXJyZW50Cg==
+UMHCTL_DATA
+chown -- root:root "$t"
+chmod -- 0644 "$t"
+sync -- "$t"
+renames+=("$t" /var/lib/umhctl/managed.list)
+mkdirs /var/lib/umhctl
+t=/var/lib/umhctl/.umhctl-0123abcd-6.tmp
+staged+=("$t")
+base64 -d > "$t" <<'UMHCTL_DATA'
+ewogICJmaWxlcyI6IHsKICAgICIvZXRjL3VtaGN0bC1kZW1vL2FwcC5jb25mIjogewogICAgICAi
+cmVzdGFydHMiOiBbCiAgICAgICAgImFwcC5zZXJ2aWNlIgogICAgICBdLAogICAgICAic2VjcmV0
+IjogZmFsc2UsCiAgICAgICJzaGEyNTYiOiAiMjRjYWIwZDAxYjY3YjE4NGQwYTczN2RlM2E1YjVk
+NDdiOGI2OWIzNjIwMzI3MzI5NmQ1ZWY3NjNmN2ZkY2Y2OCIKICAgIH0sCiAgICAiL2V0Yy91bWhj
+dGwtZGVtby90b2tlbiI6IHsKICAgICAgInJlc3RhcnRzIjogWwogICAgICAgICJrM3Muc2Vydmlj
+ZSIKICAgICAgXSwKICAgICAgInNlY3JldCI6IHRydWUsCiAgICAgICJzaGEyNTYiOiAiODJiYTlk
+NzEyZDIxZGM3NTg1ZGQ2YTFmMjk3OTA2Nzk5ODU1NDdmMDA5YmFlZTEwZWEyZTNlZGQ0MWNlOTU3
+ZCIKICAgIH0sCiAgICAiL2hvbWUvY29yZS8uc3NoL2F1dGhvcml6ZWRfa2V5cy5kL29wcyI6IHsK
+ICAgICAgInJlc3RhcnRzIjogW10sCiAgICAgICJzZWNyZXQiOiBmYWxzZSwKICAgICAgInNoYTI1
+NiI6ICIyOTIxMjRiN2RiMjRjNTVkOTM0Y2ZkNzk0OWRiNWI2NzJkMWI1YWYxYTQzYmI3MTVkZWRl
+MjllM2FjOGVkN2ZiIgogICAgfQogIH0sCiAgImluc3RhbGxfZGlzayI6ICIvZGV2L3NkYSIsCiAg
+ImxpbmtzIjogewogICAgIi9ldGMvdW1oY3RsLWRlbW8vY3VycmVudCI6ICJhcHAuY29uZiIKICB9
+Cn0K
+UMHCTL_DATA
+chown -- root:root "$t"
+chmod -- 0600 "$t"
+sync -- "$t"
+renames+=("$t" /var/lib/umhctl/applied.json)
+echo RENAMING
+for ((i = 0; i < ${#renames[@]} - 4; i += 2)); do mv -f -T -- "${renames[i]}" "${renames[i+1]}"; done
+rm -f -- /etc/umhctl-demo/old.conf
+for ((i = ${#renames[@]} - 4; i < ${#renames[@]}; i += 2)); do mv -f -T -- "${renames[i]}" "${renames[i+1]}"; done
+staged=()
+sync -- /etc/umhctl-demo /home/core/.ssh/authorized_keys.d /var/lib/umhctl || echo 'WARNING directories not synced'
+printf '%s\n' '{"changes": 5}' >> /var/lib/umhctl/history.jsonl
+echo APPLIED

@@ -1,0 +1,301 @@
+"""Every device script: pinned by a golden file (inputs in -> exact script out), and run for real by bash in a
+scratch device root (tests/scratch.py) to show it does what the gate expects of it.
+
+After an intended script change: `pytest tests/test_scripts.py --update-golden`, then review `git diff tests/golden`.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+import tarfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from umhctl.facts import LOCK_DIR, MANAGED_LIST, RECORD
+from umhctl.plan.model import Action, Change
+from umhctl.remote import scripts
+from umhctl.remote.gate import parse_facts
+from umhctl.render.desired import DesiredState, File, Link
+
+from .conftest import ROOT
+from .scratch import Scratch, can_run
+
+GOLDEN = ROOT / "tests" / "golden" / "scripts"
+TOKEN = "0123abcd"
+
+pytestmark = pytest.mark.skipif(not can_run, reason="running device scripts in a scratch root needs root")
+
+
+def desired() -> DesiredState:
+    return DesiredState(
+        "edge-01",
+        files=[
+            File("/etc/umhctl-demo/app.conf", b"answer=42\n", restarts=("app.service",)),
+            File("/etc/umhctl-demo/token", b"s3cret\n", mode=0o600, secret=True, restarts=("k3s.service",)),
+            File("/home/core/.ssh/authorized_keys.d/ops", b"ssh-ed25519 AAAA ops\n", 0o600, "core", "core"),
+        ],
+        links=[Link("/etc/umhctl-demo/current", "app.conf")],
+    ).sorted()
+
+
+def changes() -> list[Change]:
+    return [
+        Change(Action.CREATE, "file", "/etc/umhctl-demo/app.conf", "not on the device"),
+        Change(Action.CREATE, "file", "/etc/umhctl-demo/token", "not on the device", sensitive=True),
+        Change(Action.CREATE, "file", "/home/core/.ssh/authorized_keys.d/ops", "not on the device"),
+        Change(Action.CREATE, "link", "/etc/umhctl-demo/current", "not on the device"),
+        Change(Action.DELETE, "file", "/etc/umhctl-demo/old.conf", "no longer in the blueprint"),
+    ]
+
+
+def record(state: DesiredState) -> dict[str, object]:
+    return {
+        "files": {f.path: {"sha256": f.sha256, "secret": f.secret, "restarts": list(f.restarts)} for f in state.files},
+        "links": {link.path: link.target for link in state.links},
+        "install_disk": "/dev/sda",
+    }
+
+
+IGNITION = json.dumps({"ignition": {"version": "3.3.0"}})
+
+CASES = {
+    "probe": lambda: scripts.probe(["/etc/hostname", "/etc/localtime"], ["k3s.service"]),
+    "lock": lambda: scripts.lock(TOKEN, "alice <a@example.com>, pid 1 on pc (umhctl apply)"),
+    "lock-force": lambda: scripts.lock(TOKEN, "alice", force=True),
+    "unlock": lambda: scripts.unlock(TOKEN),
+    "write": lambda: scripts.write(changes(), desired(), record(desired()), {"changes": 5}, TOKEN),
+    "restart": lambda: scripts.restart(["systemd-networkd.service", "k3s.service"], True),
+    "stage-reset": lambda: scripts.stage_reset(IGNITION, [scripts.HOST_KEYS_KEEP, "/var/lib/rancher"]),
+    "reboot": scripts.reboot,
+    "reset-state": scripts.reset_state,
+    "backup": lambda: scripts.backup(["/var/lib/rancher/k3s/storage", "/opt/data"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_script_is_as_reviewed(name: str, request: pytest.FixtureRequest) -> None:
+    text = CASES[name]()
+    golden = GOLDEN / f"{name}.sh"
+    if request.config.getoption("--update-golden"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+        pytest.skip("golden script rewritten; review the diff")
+    assert text == golden.read_text(), f"{name} differs from tests/golden/scripts (--update-golden if intended)"
+    assert text.split("\n")[1] == "umask 077", "every script makes its files private until it widens them"
+
+
+@pytest.fixture(scope="module")
+def scratch() -> Iterator[Scratch]:
+    s = Scratch()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def root(scratch: Scratch) -> Iterator[Path]:
+    r = scratch.root()
+    yield r
+    scratch.remove(r)
+
+
+def run(scratch: Scratch, root: Path, script: str, *, spy: bool = False) -> str:
+    if spy:
+        script = "export PATH=/opt/spy:$PATH\n" + script
+    done = scratch.run(root, script)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def install_spies(root: Path) -> None:
+    """chown and sync that record what they were given (and the mode of temp files at that moment)."""
+    spy = root / "opt/spy"
+    spy.mkdir(parents=True)
+    (spy / "chown").write_text(
+        "#!/bin/bash\nfor a; do last=$a; done\n"
+        '[[ $last == *.umhctl-* ]] && stat -c "%a %n" -- "$last" >> /tmp/chown.log\n'
+        'exec /usr/bin/chown "$@"\n'
+    )
+    (spy / "sync").write_text('#!/bin/bash\nprintf "%s\\n" "$@" >> /tmp/sync.log\nexec /usr/bin/sync "$@"\n')
+    for tool in spy.iterdir():
+        tool.chmod(0o755)
+
+
+# -- probe ------------------------------------------------------------------------------------------------------
+
+
+def test_probe_reports_files_links_and_other_things(scratch: Scratch, root: Path) -> None:
+    (root / "etc/hostname").write_text("edge-01\n")
+    (root / "etc/localtime").symlink_to("../usr/share/zoneinfo/UTC")
+    (root / "etc/ssh/sshd_config.d").mkdir(parents=True)
+    facts = parse_facts(
+        run(scratch, root, scripts.probe(["/etc/hostname", "/etc/localtime", "/etc/ssh/sshd_config.d", "/nope"], [])),
+        "edge-01",
+    )
+    assert facts.path("/etc/hostname").kind == "file" and facts.path("/etc/hostname").mode == 0o644
+    assert facts.path("/etc/localtime").target == "../usr/share/zoneinfo/UTC"
+    assert facts.path("/etc/ssh/sshd_config.d").other == "directory"
+    assert facts.path("/nope").kind == "absent" and facts.record is None
+
+
+# -- write ------------------------------------------------------------------------------------------------------
+
+
+def test_write_stages_private_temp_files_places_everything_and_syncs_directories(scratch: Scratch, root: Path) -> None:
+    install_spies(root)
+    old = root / "etc/umhctl-demo/old.conf"
+    old.parent.mkdir(parents=True)
+    old.write_text("old\n")
+    state = desired()
+    out = run(scratch, root, scripts.write(changes(), state, record(state), {"changes": 5}, TOKEN), spy=True)
+    assert out.split() == ["RENAMING", "APPLIED"]
+    # Every temp file was private (0600) when it got its owner, before its mode was widened on purpose.
+    modes = (root / "tmp/chown.log").read_text().splitlines()
+    assert len(modes) == 5 and all(line.startswith("600 ") for line in modes), modes
+    for f in state.files:
+        on_disk = root / f.path.lstrip("/")
+        assert on_disk.read_bytes() == f.content and on_disk.stat().st_mode & 0o777 == f.mode
+    assert (root / "home/core/.ssh/authorized_keys.d/ops").stat().st_uid == 500
+    assert (root / "etc/umhctl-demo/current").readlink() == Path("app.conf")
+    assert not old.exists()
+    assert (root / RECORD.lstrip("/")).stat().st_mode & 0o777 == 0o600
+    assert (root / MANAGED_LIST.lstrip("/")).stat().st_mode & 0o777 == 0o644
+    # Directories umhctl had to create are 0755, not 0700 as mkdir -p makes them under umask 077.
+    assert (root / "etc/umhctl-demo").stat().st_mode & 0o777 == 0o755
+    assert (root / "home/core/.ssh").stat().st_mode & 0o777 == 0o755
+    synced = set((root / "tmp/sync.log").read_text().split())
+    assert {"/etc/umhctl-demo", "/home/core/.ssh/authorized_keys.d", "/var/lib/umhctl"} <= synced
+    assert list(root.rglob(".umhctl-*")) == []
+
+
+def test_a_failed_write_leaves_the_device_unchanged(scratch: Scratch, root: Path) -> None:
+    state = desired()
+    (root / "etc/umhctl-demo").mkdir(parents=True)
+    (root / "etc/umhctl-demo/app.conf").write_text("before\n")
+    # A file where a directory must be: staging the authorized key fails, before anything is renamed.
+    (root / "home/core/.ssh").mkdir(parents=True)
+    (root / "home/core/.ssh/authorized_keys.d").write_text("in the way\n")
+    changed = [
+        c if c.target != "/etc/umhctl-demo/app.conf" else Change(Action.UPDATE, "file", c.target, "x")
+        for c in changes()
+    ]
+    done = scratch.run(root, scripts.write(changed, state, record(state), {}, TOKEN))
+    assert done.returncode != 0 and "RENAMING" not in done.stdout
+    assert (root / "etc/umhctl-demo/app.conf").read_text() == "before\n"
+    assert not (root / RECORD.lstrip("/")).exists()
+    assert list(root.rglob(".umhctl-*")) == [], "the staged temp files were removed"
+
+
+# -- lock -------------------------------------------------------------------------------------------------------
+
+
+def lock_info(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / LOCK_DIR.lstrip("/")).iterdir())
+
+
+def aged(root: Path, seconds: int) -> None:
+    """A `stat` that makes the lock files of dead runs (token.dead*) `seconds` older than they are, so a lock can
+    be stale without waiting for it; every other file keeps its real ctime."""
+    spy = root / "opt/spy"
+    spy.mkdir(parents=True, exist_ok=True)
+    (spy / "stat").write_text(
+        "#!/bin/bash\nfor a; do last=$a; done\n"
+        f'if [[ $last == *token.dead* ]]; then echo $(( $(/usr/bin/stat "$@") - {seconds} )); '
+        'else exec /usr/bin/stat "$@"; fi\n'
+    )
+    (spy / "stat").chmod(0o755)
+    # Both takers judge the dead lock before either moves it: the race the takeover must survive.
+    (spy / "mv").write_text('#!/bin/bash\n[[ "$*" == *token.dead* ]] && sleep 0.3\nexec /usr/bin/mv "$@"\n')
+    (spy / "mv").chmod(0o755)
+
+
+def test_lock_is_held_until_its_own_token_unlocks_it(scratch: Scratch, root: Path) -> None:
+    assert run(scratch, root, scripts.lock("aaaa", "alice")).strip() == "LOCKED"
+    held = run(scratch, root, scripts.lock("bbbb", "bob")).split()
+    assert held[0] == "HELD" and base64.b64decode(held[2]).decode() == "alice"
+    assert run(scratch, root, scripts.unlock("bbbb")).strip() == "NOT_HELD"
+    assert lock_info(root) == ["token.aaaa"], "another run's unlock never removes the lock"
+    assert run(scratch, root, scripts.unlock("aaaa")).strip() == "UNLOCKED"
+    assert not (root / LOCK_DIR.lstrip("/")).exists()
+    assert run(scratch, root, scripts.lock("bbbb", "bob")).strip() == "LOCKED"
+
+
+def test_a_stale_lock_is_taken_over_by_exactly_one_of_two_racing_takers(scratch: Scratch, root: Path) -> None:
+    for attempt in range(8):
+        assert run(scratch, root, scripts.lock(f"dead{attempt}", "a run that died")).strip() == "LOCKED"
+        aged(root, scripts.LOCK_STALE_SECONDS + 60)
+        answers: list[str] = []
+
+        def take(token: str, answers: list[str] = answers) -> None:
+            answers.append(run(scratch, root, scripts.lock(token, token), spy=True).split()[0])
+
+        takers = [threading.Thread(target=take, args=(f"t{attempt}{n}",)) for n in range(2)]
+        for t in takers:
+            t.start()
+        for t in takers:
+            t.join()
+        assert sorted(answers) == ["HELD", "TOOK_OVER"], answers
+        (owner,) = lock_info(root)
+        assert owner.startswith(f"token.t{attempt}"), "one token file: the winner's"
+        token = owner.removeprefix("token.")
+        assert run(scratch, root, scripts.unlock(f"dead{attempt}")).strip() == "NOT_HELD"
+        assert run(scratch, root, scripts.unlock(token)).strip() == "UNLOCKED"
+
+
+def test_force_takes_over_a_live_lock_and_an_old_format_lock_is_understood(scratch: Scratch, root: Path) -> None:
+    lock = root / LOCK_DIR.lstrip("/")
+    lock.mkdir(parents=True)
+    (lock / "info").write_text("1700000000\nalice <a@example.com> pid 4242\n")  # what umhctl before 0.2 wrote
+    held = run(scratch, root, scripts.lock("bbbb", "bob")).split()
+    assert held[0] == "HELD" and base64.b64decode(held[2]).decode().strip() == "alice <a@example.com> pid 4242"
+    took = run(scratch, root, scripts.lock("bbbb", "bob", force=True)).split()
+    assert took[0] == "TOOK_OVER"
+    assert lock_info(root) == ["token.bbbb"] and (lock / "token.bbbb").read_text() == "bob"
+
+
+# -- restart, reset, backup ---------------------------------------------------------------------------------------
+
+
+def test_restart_runs_in_order_and_reports_each_failure(scratch: Scratch, root: Path) -> None:
+    broken = root / "etc/umhctl-sim/broken-units/b.service"
+    broken.parent.mkdir(parents=True)
+    broken.touch()
+    done = scratch.run(root, scripts.restart(["a.service", "b.service", "c.service"], True))
+    assert done.returncode == 1
+    assert done.stdout.split("\n")[:3] == ["RESTARTED a.service", "FAILED b.service", "RESTARTED c.service"]
+    log = (root / "var/log/umhctl-sim/systemctl.log").read_text()
+    assert log.index("daemon-reload") < log.index("restart -- a.service") < log.index("restart -- c.service")
+
+
+def test_stage_reset_stages_flatcar_reset_and_the_pending_marker(scratch: Scratch, root: Path) -> None:
+    (root / "etc/machine-id").write_text("0" * 32 + "\n")
+    out = run(scratch, root, scripts.stage_reset(IGNITION, [scripts.HOST_KEYS_KEEP, "/var/lib/rancher"]))
+    assert out.strip().endswith("STAGED")
+    assert json.loads((root / "oem/config.ign").read_text()) == json.loads(IGNITION)
+    assert (root / "boot/flatcar/first_boot").exists()
+    keep = (root / "selective-os-reset").read_text()
+    assert "/etc/ssh/ssh_host_.*" in keep and "/var/lib/rancher" in keep
+    assert run(scratch, root, scripts.reset_state()).strip() == "PENDING"
+    assert list((root / "var/tmp").iterdir()) == [], "the staged config's temp file is removed"
+
+
+def test_reset_state_after_the_reset_and_reboot_request(scratch: Scratch, root: Path) -> None:
+    assert run(scratch, root, scripts.reset_state()).split()[0] == "DONE"
+    out = run(scratch, root, scripts.reboot() + "cat /run/umhctl-sim/reboot-request\n")
+    assert out.strip() == "reboot"
+
+
+def test_backup_streams_the_existing_data_paths(scratch: Scratch, root: Path) -> None:
+    data = root / "var/lib/rancher/k3s/storage/pvc-1/data.txt"
+    data.parent.mkdir(parents=True)
+    data.write_text("production data\n")
+    done = scratch.run_binary(root, scripts.backup(["/var/lib/rancher/k3s/storage", "/opt/missing"]))
+    assert done.returncode == 0, done.stderr
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(done.stdout))) as tar:
+        member = tar.extractfile("var/lib/rancher/k3s/storage/pvc-1/data.txt")
+        assert member is not None and member.read() == b"production data\n"
