@@ -6,7 +6,6 @@ checks and blueprint edits are real. Tests run in order; each leaves the site co
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from umhctl.cli import app
 from umhctl.sim.state import SimSite
 
 from .conftest import git, needs_simulated_devices, simulated_demo_site
+from .leaks import leaks, needles, scan, secret_values
 
 pytestmark = needs_simulated_devices
 
@@ -249,15 +249,18 @@ def test_unreachable_device_does_not_stop_the_others(site: Site) -> None:
 
 def test_secret_values_never_appear_in_plans_or_logs(site: Site, tmp_path: Path) -> None:
     store = Path(os.environ["UMHCTL_SECRETS_DIR"]) / "demo-site"
-    secrets = set()
-    for path in store.iterdir():
-        if path.is_file() and not path.name.endswith(".pub") and not path.name.startswith("."):
-            text = path.read_text()
-            secrets |= {text.strip()} | {line for line in text.splitlines() if len(line) > 20 and "PRIVATE" not in line}
-    assert len(secrets) >= 6
-    # Nor the plain sha256 of a secret-bearing file (a weak password could be guessed from it offline).
-    token_file = Path(os.environ["UMHCTL_SECRETS_DIR"]) / "demo-site" / "k3s-token.hub-01"
-    secrets.add(hashlib.sha256(token_file.read_bytes()).hexdigest())
+    values = secret_values(store)
+    assert len(values) >= 6
+    # Nor a plain digest of a secret or of a secret-bearing file (a weak password could be guessed from it).
+    secret_files = [
+        site.device_file(device, path).read_bytes()
+        for device in ("hub-01", "edge-01")
+        for path in ("/etc/rancher/k3s/token", "/etc/ssh/ssh_host_ed25519_key")
+    ]
+    secret_files.append(
+        site.device_file("hub-01", "/var/lib/rancher/k3s/server/manifests/umhctl-secrets.yaml").read_bytes()
+    )
+    secrets = needles(values, secret_files)
     # Make secret-bearing files differ, so the plan has something to say about them.
     site.device_file("hub-01", "/etc/rancher/k3s/token").write_text("tampered\n")
     site.device_file("hub-01", "/var/lib/rancher/k3s/server/manifests/umhctl-secrets.yaml").write_text("x: 1\n")
@@ -272,8 +275,10 @@ def test_secret_values_never_appear_in_plans_or_logs(site: Site, tmp_path: Path)
     texts = [out + err for _, out, err in outputs] + [planfile.read_text()]
     assert "(sensitive)" in texts[0] and '"sensitive": true' in texts[1]
     for text in texts:
-        leaked = [s for s in secrets if s in text]
-        assert leaked == []
+        assert leaks(text, secrets) == []
+    # Nor in what umhctl keeps locally: the content cache and the run state.
+    for local in ("XDG_CACHE_HOME", "XDG_STATE_HOME"):
+        assert scan(Path(os.environ[local]), secrets, skip_private=False) == {}
     assert site.plan("--detailed-exitcode")[0] == 0
 
 
