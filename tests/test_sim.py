@@ -91,6 +91,8 @@ def sim() -> Iterator[Sim]:
     secrets = base / "secrets"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("UMHCTL_SECRETS_DIR", str(secrets))
+        mp.setenv("XDG_STATE_HOME", str(base / "xdg-state"))  # where sim up records the --state-dir it used
+        mp.setenv("XDG_CACHE_HOME", str(base / "xdg-cache"))
         try:
             code, output = invoke(
                 "sim", "up", "-f", str(DEMO), "--state-dir", str(state), "--base-address", BASE, "-o", "json"
@@ -104,6 +106,17 @@ def sim() -> Iterator[Sim]:
             invoke("sim", "down", "-f", str(DEMO), "--state-dir", str(state))
             shutil.rmtree(base, ignore_errors=True)
 
+
+
+def test_plan_with_sim_finds_a_site_started_with_state_dir(sim: Sim) -> None:
+    from umhctl.cli import app
+
+    result = CliRunner().invoke(app, ["plan", "--sim", "-f", str(DEMO), "-o", "json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    addresses = {d["device"]: d["address"] for d in plan["devices"]}
+    assert addresses == {name: f"{a}:{p}" for name, (a, p) in sim.site.endpoints().items()}
+    assert all(d["error"] is None for d in plan["devices"])
 
 def connect(sim: Sim, device: str, known_hosts: Path | None = None) -> paramiko.SSHClient:
     site = sim.site
