@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: set up, then run the main job on a local simulated site built from the demo
-# blueprint: validate, render, start the simulated devices, plan, apply, plan again (no changes), and
-# rebuild one edge device with `reset device`. The simulated site keeps running; `umhctl sim down` stops it.
+# blueprint: validate, render, start the simulated devices, fetch the (stand-in) k3s image, plan, apply, plan
+# again (no changes), and rebuild one edge device with `reset device`. The simulated site keeps running; `umhctl sim down` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,6 +12,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 run umhctl validate -f "$bp"
 run umhctl render -f "$bp" --out out/demo-render --redact
 run umhctl sim up -f "$bp"
+run umhctl fetch --sim -f "$bp"   # the simulated site's stand-in k3s image into the local cache, hash verified
 run umhctl plan --sim -f "$bp"
 run umhctl apply --sim -f "$bp" --yes
 run umhctl plan --sim -f "$bp" --detailed-exitcode

@@ -77,6 +77,9 @@ def simulated_demo_site(base_address: str) -> Iterator[Path]:
     blueprint = repo / "demo-site.yaml"
     result = CliRunner().invoke(app, ["sim", "up", "-f", str(blueprint), "--base-address", base_address])
     assert result.exit_code == 0, result.output
+    # The simulated site's stand-in images, into the (scratch) artifact cache: what `umhctl fetch` does at the office.
+    result = CliRunner().invoke(app, ["fetch", "--sim", "-f", str(blueprint)])
+    assert result.exit_code == 0, result.output
     try:
         yield blueprint
     finally:

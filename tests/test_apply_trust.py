@@ -88,9 +88,9 @@ def test_every_action_kind_is_carried_out_or_refused_before_touching_the_device(
     update_conf.unlink()
     (update_conf / "someone-elses").mkdir(parents=True)
     site.edit(
-        "    template: files/chrony.conf.j2\n",
-        "    template: files/chrony.conf.j2\n    devices: [hub-01, edge-02]\n",
-        "chrony: not on edge-01",
+        "    template: files/journald-retention.conf.j2\n",
+        "    template: files/journald-retention.conf.j2\n    devices: [hub-01, edge-02]\n",
+        "journald limits: not on edge-01",
     )
     # edge-02: a hand edit, and an install disk only a reinstall can change (!).
     site.file("edge-02", "/etc/hostname").write_text("hand edit\n")
@@ -124,7 +124,7 @@ def test_every_action_kind_is_carried_out_or_refused_before_touching_the_device(
         after = site.plan()
         assert _changes(after, "edge-01") == [] and _changes(after, "hub-01") == []
         assert {a for a, _, _ in _changes(after, "edge-02")} == {"~", "!"}
-        assert not site.file("edge-01", "/etc/chrony.conf").exists()
+        assert not site.file("edge-01", "/etc/systemd/journald.conf.d/50-retention.conf").exists()
         assert site.file("edge-01", "/etc/flatcar/update.conf").is_file()
         record = json.loads(record_path.read_text())
         assert record["blueprint"]["commit"] == git(site.repo, "rev-parse", "HEAD").strip()

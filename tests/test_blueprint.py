@@ -140,7 +140,7 @@ def _repo_with_secret_file(tmp_path: Path, demo_text: str, *, track: bool, ignor
     repo = tmp_path / "site"
     (repo / "dashboards").mkdir(parents=True)
     (repo / "files").mkdir()
-    for rel in ("dashboards/line-overview.json", "files/chrony.conf.j2"):
+    for rel in ("dashboards/line-overview.json", "files/journald-retention.conf.j2"):
         (repo / rel).write_text((BLUEPRINTS / rel).read_text())
     _git(repo, "init", "-q")
     (repo / "admin.secret").write_text("s3cret\n")

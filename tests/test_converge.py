@@ -65,7 +65,13 @@ def test_fresh_site_first_apply_takes_ownership_then_nothing_changes(site: Site)
     code, plan = site.plan("--detailed-exitcode")
     assert code == 2
     assert plan["format_version"] == "1" and plan["command"] == "plan"
-    assert {c["kind"] for d in plan["devices"] for c in d["changes"]} == {"record"}
+    # First boot brought no k3s image (artifacts.delivery: apply): the first apply uploads and links it.
+    for device in plan["devices"]:
+        assert {(c["action"], c["kind"]) for c in device["changes"]} == {
+            ("+", "artifact"),
+            ("+", "link"),
+            ("↻", "unit"),
+        }
     code, out = site.apply()
     assert code == 0, out
     code, plan = site.plan("--detailed-exitcode")
@@ -99,16 +105,17 @@ def test_sensor_change_touches_exactly_the_affected_files_on_the_affected_device
 
 
 def test_hand_edit_is_shown_as_drift_and_repaired(site: Site) -> None:
-    chrony = site.device_file("edge-01", "/etc/chrony.conf")
-    chrony.write_text(chrony.read_text() + "server 203.0.113.99 iburst\n")
+    journald = site.device_file("edge-01", "/etc/systemd/journald.conf.d/50-retention.conf")
+    journald.write_text(journald.read_text() + "SystemMaxUse=50G\n")
     code, plan = site.plan("--detailed-exitcode")
     assert code == 2
-    (change,) = next(d for d in plan["devices"] if d["device"] == "edge-01")["changes"]
-    assert change["target"] == "/etc/chrony.conf" and change["drift"] is True
+    change, restart = next(d for d in plan["devices"] if d["device"] == "edge-01")["changes"]
+    assert change["target"] == "/etc/systemd/journald.conf.d/50-retention.conf" and change["drift"] is True
+    assert (restart["action"], restart["target"]) == ("↻", "systemd-journald.service")
     code, out, _ = site.run("plan", "--sim", "-f", str(site.blueprint))
-    assert "(drift)" in out and "Plan: 0 to add, 1 to change, 0 to delete on 1 of 3 devices." in out
+    assert "(drift)" in out and "Plan: 0 to add, 1 to change, 0 to delete on 1 of 3 devices; 1 unit restart." in out
     assert site.apply()[0] == 0
-    assert "203.0.113.99" not in chrony.read_text()
+    assert "50G" not in journald.read_text()
 
 
 def test_secrets_are_sensitive_and_restarts_happen_in_order(site: Site) -> None:
@@ -136,12 +143,14 @@ def test_removed_file_is_deleted(site: Site) -> None:
     text = site.blueprint.read_text()
     start = text.index("\nfiles:\n")
     site.blueprint.write_text(text[:start] + "\n")
-    git(site.repo, "commit", "-qam", "drop chrony.conf")
+    git(site.repo, "commit", "-qam", "drop the journald limits")
     _, plan = site.plan()
     deletes = {(d["device"], c["target"]) for d in plan["devices"] for c in d["changes"] if c["action"] == "-"}
-    assert deletes == {(name, "/etc/chrony.conf") for name in ("hub-01", "edge-01", "edge-02")}
+    assert deletes == {
+        (name, "/etc/systemd/journald.conf.d/50-retention.conf") for name in ("hub-01", "edge-01", "edge-02")
+    }
     assert site.apply()[0] == 0
-    assert not site.device_file("edge-01", "/etc/chrony.conf").exists()
+    assert not site.device_file("edge-01", "/etc/systemd/journald.conf.d/50-retention.conf").exists()
     assert site.plan("--detailed-exitcode")[0] == 0
 
 

@@ -49,7 +49,7 @@ def desired_states(draw: st.DrawFn) -> DesiredState:
     files = []
     for path in chosen[:split]:
         owner, group = draw(owners)
-        restarts = draw(st.sampled_from([(), ("a.service",), ("k3s.service", "b.service")]))
+        restarts = draw(st.sampled_from([(), ("a.service",), ("c.service", "b.service")]))
         files.append(File(path, draw(contents), draw(modes), owner, group, draw(st.booleans()), restarts))
     links = [Link(path, draw(st.sampled_from(["../x", "/usr/y"]))) for path in chosen[split:]]
     return DesiredState("dev", files, links).sorted()

@@ -8,9 +8,11 @@ blueprint's own. Confirmation is a callback, so a program can decide without a t
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+from umhctl.artifacts import ArtifactCache, ArtifactSource, LockFile, needed, site_source
 from umhctl.blueprint.loader import LoadedBlueprint, load_blueprint, validate_file
 from umhctl.converge import ContentCache, Phases, Target, apply_plan, load_plan, plan_site, save_plan
 from umhctl.errors import UmhctlError
@@ -22,6 +24,10 @@ from umhctl.plan.model import Plan
 from umhctl.plan.planner import Stamp
 from umhctl.results import (
     ApplyResult,
+    FetchedArtifact,
+    FetchResult,
+    LockedArtifact,
+    LockResult,
     Media,
     PlanResult,
     RenderedDevice,
@@ -76,18 +82,54 @@ def render(
 # -- plan and apply ---------------------------------------------------------------------------------------------
 
 
+def _source(loaded: LoadedBlueprint, inventory: Inventory | None) -> ArtifactSource:
+    source = inventory.artifacts if inventory is not None and inventory.artifacts is not None else None
+    source = source or site_source(loaded.blueprint, loaded.path)
+    # A hash from a SHA256SUMS comes without a size; the verified copy in the cache knows it (plan shows it).
+    cache = ArtifactCache()
+    for name, pin in source.lock.pins.items():
+        if pin.size is None and cache.has(pin):
+            source.lock.pins[name] = dataclasses.replace(pin, size=cache.path(pin).stat().st_size)
+    return source
+
+
+def _pinned(loaded: LoadedBlueprint, source: ArtifactSource, hints: Hints) -> None:
+    """Plan and apply need every artifact pinned: a device is never given an image nobody vouched for."""
+    unpinned = [a.filename for a in needed(loaded.blueprint) if source.pin(a) is None]
+    if unpinned:
+        raise UmhctlError(
+            f"{', '.join(unpinned)} not pinned in {source.lock.path}",
+            hint=f"record the hashes: {hints.command('lock')}, then {hints.command('fetch')}",
+        )
+
+
+def _cached(loaded: LoadedBlueprint, source: ArtifactSource, hints: Hints) -> None:
+    """A reset must be able to finish: the apply after its reboot may have to upload every image."""
+    cache = ArtifactCache()
+    missing = [a.filename for a in needed(loaded.blueprint) if not cache.has(source.require(a))]
+    if missing:
+        raise UmhctlError(
+            f"{', '.join(missing)} not in the local artifact cache: the rebuilt device could need it, and nothing "
+            "was changed",
+            hint=f"download and verify it first: {hints.command('fetch')}",
+        )
+
+
 def _targets(
     loaded: LoadedBlueprint,
     secrets: SecretStore,
     inventory: Inventory,
     version: BlueprintVersion,
     devices: list[str] | None,
+    hints: Hints,
 ) -> list[Target]:
     from umhctl.render import render_site
 
+    source = _source(loaded, inventory)
+    _pinned(loaded, source, hints)
     seal = secrets.sealer()
     targets = []
-    for r in render_site(loaded, secrets, devices=devices):
+    for r in render_site(loaded, secrets, source, devices=devices):
         stamp = Stamp(version.commit, version.dirty, r.state.fingerprint(seal))
         disk = loaded.blueprint.device(r.device).install_disk
         targets.append(Target(r.device, inventory.endpoint(r.device), r.state, disk, seal, stamp))
@@ -120,12 +162,13 @@ def plan(
     reporter: Reporter | None = None,
     hints: Hints | None = None,
 ) -> PlanResult:
+    hints = hints or Hints()
     loaded = load_blueprint(file)
     version = blueprint_version(loaded.path)
     secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
-    fleet = _targets(loaded, secrets, _inventory(loaded, inventory, identity), version, devices)
+    fleet = _targets(loaded, secrets, _inventory(loaded, inventory, identity), version, devices, hints)
     info = _info(loaded, version)
-    phases = Phases(info, ContentCache(), hints or Hints(), command="plan")
+    phases = Phases(info, ContentCache(), hints, command="plan")
     result = plan_site(info, fleet, phases, parallel=parallel, reporter=reporter)
     if out is not None:
         save_plan(result, out)
@@ -171,7 +214,7 @@ def apply(
             hint="commit the blueprint first, or pass --allow-dirty (the apply is then recorded as dirty)",
         )
     secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
-    fleet = _targets(loaded, secrets, _inventory(loaded, inventory, identity), version, devices)
+    fleet = _targets(loaded, secrets, _inventory(loaded, inventory, identity), version, devices, hints)
     info = _info(loaded, version)
     phases = Phases(info, ContentCache(), hints, command="apply", force_unlock=force_unlock)
     if saved is not None:
@@ -271,7 +314,13 @@ def reset_device(
             assert new_key is not None
             trust_host_key(loaded, name, new_key, site_inventory)
 
-    (render,) = render_site(loaded, secrets, devices=[name])
+    # A rebuild never depends on a mirror: its Ignition config fetches nothing; the apply that follows the
+    # reboot pushes the images from the operator's cache (and /opt/extensions is kept across the reset anyway).
+    source = _source(loaded, site_inventory)
+    if touches_device:
+        _pinned(loaded, source, hints)  # install media alone need no pin: their config fetches nothing
+        _cached(loaded, source, hints)
+    (render,) = render_site(loaded, secrets, source, devices=[name], self_contained=True)
     ignition = ignition_json(render.ignition)
     written: Media | None = None
     if media is not None:
@@ -310,3 +359,49 @@ def reset_device(
             secrets.restore_host_key(name)
             undone = True
     return ResetResult(name, outcome, written, new_key, rotation_undone=undone)
+
+
+# -- artifacts --------------------------------------------------------------------------------------------------
+
+
+def lock(file: Path, *, artifacts: ArtifactSource | None = None, download: bool = False) -> LockResult:
+    """Pin every artifact the site needs by sha256 in its lock file (or `artifacts`' lock); entries no longer
+    needed are dropped."""
+    from umhctl.artifacts import resolve
+
+    loaded = load_blueprint(file)
+    source = artifacts or site_source(loaded.blueprint, loaded.path)
+    wanted = needed(loaded.blueprint)
+    old = dict(source.lock.pins)
+    locked = []
+    pins = {}
+    for artifact in wanted:
+        pin = resolve(artifact, source.base, download=download)
+        before = old.get(artifact.filename)
+        change = "added" if before is None else ("unchanged" if before.sha256 == pin.sha256 else "changed")
+        if before is not None and before.sha256 == pin.sha256 and pin.size is None:
+            pin = before  # keep a size an earlier download learnt
+        pins[artifact.filename] = pin
+        locked.append(LockedArtifact(artifact.filename, pin.sha256, pin.source, change))
+    updated = LockFile(source.lock.path, pins)
+    updated.save()
+    return LockResult(updated.path, locked, sorted(set(old) - set(pins)))
+
+
+def fetch(file: Path, *, artifacts: ArtifactSource | None = None, cache: ArtifactCache | None = None) -> FetchResult:
+    """Download every pinned artifact into the local cache, verifying each hash (cached ones are verified again)."""
+    loaded = load_blueprint(file)
+    source = artifacts or site_source(loaded.blueprint, loaded.path)
+    cache = cache or ArtifactCache()
+    fetched = []
+    for artifact in needed(loaded.blueprint):
+        pin = source.require(artifact)
+        if cache.has(pin):
+            cache.verify(artifact, pin)
+            status = "cached"
+        else:
+            cache.fetch(artifact, pin, source.base)
+            status = "downloaded"
+        size = cache.path(pin).stat().st_size
+        fetched.append(FetchedArtifact(artifact.filename, pin.sha256, size, status))
+    return FetchResult(cache.directory, fetched)

@@ -20,17 +20,20 @@ from pathlib import Path
 from typing import Any
 
 from umhctl import __version__
+from umhctl.artifacts import ArtifactCache, Pin
 from umhctl.errors import UmhctlError
 from umhctl.facts import Facts, Seal
 from umhctl.fsutil import write_atomic, xdg_dir
 from umhctl.gitinfo import operator
 from umhctl.hints import Hints
 from umhctl.phases import Outcome, Phase, Reporter, run_fleet
-from umhctl.plan.model import Action, DevicePlan, Plan
-from umhctl.plan.planner import Stamp, plan_device, secret_paths
+from umhctl.plan.model import Action, Change, DevicePlan, Plan
+from umhctl.plan.planner import Stamp, managed_restarts, plan_device, secret_paths
 from umhctl.remote.gate import Remote
 from umhctl.remote.ssh import Endpoint
 from umhctl.render.desired import DesiredState
+
+UNIT_SUFFIXES = (".service", ".socket", ".timer", ".path", ".target", ".mount")
 
 
 class ContentCache:
@@ -86,9 +89,21 @@ class DeviceRun:
 EXECUTABLE = {
     "file": {Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE},
     "link": {Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE},
+    "artifact": {Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE},
     "record": {Action.CREATE, Action.UPDATE},
     "unit": {Action.RESTART},
+    "refresh": {Action.RESTART},
 }
+UPLOADS = (Action.CREATE, Action.UPDATE, Action.REPLACE)
+
+
+def uploads(plan: DevicePlan | None) -> list[Change]:
+    return [c for c in plan.changes if c.kind == "artifact" and c.action in UPLOADS] if plan else []
+
+
+def prunes(plan: DevicePlan | None) -> list[Change]:
+    """Old images: removed only once the new ones are in use (after verify)."""
+    return [c for c in plan.changes if c.kind == "artifact" and c.action is Action.DELETE] if plan else []
 
 
 def has_writes(run: DeviceRun) -> bool:
@@ -112,9 +127,11 @@ class Phases:
         *,
         command: str = "apply",
         force_unlock: bool = False,
+        artifact_cache: ArtifactCache | None = None,
     ) -> None:
         self.info = info
         self.cache = cache
+        self.artifact_cache = artifact_cache or ArtifactCache()
         self.hints = hints
         self.force_unlock = force_unlock
         self.token = secrets.token_hex(8)
@@ -129,10 +146,27 @@ class Phases:
         self.make_plan = Phase("plan", "planning", self._plan)
         self.lock = Phase("lock", "locking", self._lock)
         self.recheck = Phase("recheck", "re-reading facts", self._recheck)
+        self.upload = Phase(
+            "upload",
+            "uploading images",
+            self._upload,
+            should_run=lambda run: bool(uploads(run.plan)),
+            changes_device=True,
+        )
         self.write = Phase("write", "writing files", self._write, should_run=has_writes, changes_device=True)
         self.restart = Phase("restart", "restarting units", self._restart, should_run=has_restarts, changes_device=True)
         self.verify = Phase(
-            "verify", "verifying", self._verify, should_run=lambda run: has_writes(run) or has_restarts(run)
+            "verify",
+            "verifying",
+            self._verify,
+            should_run=lambda run: has_writes(run) or has_restarts(run) or bool(uploads(run.plan)),
+        )
+        self.prune = Phase(
+            "prune",
+            "removing old images",
+            self._prune,
+            should_run=lambda run: bool(prunes(run.plan)),
+            changes_device=True,
         )
         self.unlock = Phase("unlock", "unlocking", self._unlock, cleanup=True)
         self.disconnect = Phase("disconnect", "disconnecting", disconnect, cleanup=True)
@@ -147,9 +181,11 @@ class Phases:
             self.connect,
             self.lock,
             self.recheck,
+            self.upload,
             self.write,
             self.restart,
             self.verify,
+            self.prune,
             self.unlock,
             self.disconnect,
         ]
@@ -161,9 +197,11 @@ class Phases:
             self.probe,
             self.make_plan,
             self.check_plan,
+            self.upload,
             self.write,
             self.restart,
             self.verify,
+            self.prune,
             self.unlock,
             self.disconnect,
         ]
@@ -177,8 +215,10 @@ class Phases:
         assert run.remote is not None
         desired = run.target.desired
         paths = [f.path for f in desired.files] + [link.path for link in desired.links]
-        units = sorted({u for f in desired.files for u in f.restarts})
-        run.facts = run.remote.probe(paths, units)
+        paths += [a.path for a in desired.artifacts]
+        units = sorted(u for u in managed_restarts(desired) if u.endswith(UNIT_SUFFIXES))
+        dirs = sorted({a.path.rsplit("/", 1)[0] for a in desired.artifacts})
+        run.facts = run.remote.probe(paths, units, dirs)
 
     def _plan(self, run: DeviceRun) -> None:
         run.plan = self.device_plan(run)
@@ -199,11 +239,14 @@ class Phases:
         """A saved plan holds hashes only; the content comes from a fresh render, which must still match it."""
         assert run.plan is not None
         target = run.target
-        files = {f.path: target.seal(f.sha256) if f.secret else f.sha256 for f in target.desired.files}
+        files: dict[str, str | None] = {
+            f.path: target.seal(f.sha256) if f.secret else f.sha256 for f in target.desired.files
+        }
+        files |= {a.path: a.sha256 for a in target.desired.artifacts}
         links = {link.path: link.target for link in target.desired.links}
         for change in run.plan.changes:
             after = change.after or {}
-            if change.kind == "file" and "sha256" in after:
+            if change.kind in ("file", "artifact") and "sha256" in after:
                 stale = files.get(change.target) != after["sha256"]
             elif change.kind == "link" and "target" in after:
                 stale = links.get(change.target) != after["target"]
@@ -222,6 +265,13 @@ class Phases:
         """Refuse, before touching the device, a plan with a change apply cannot carry out."""
         assert run.plan is not None
         refused = [c for c in run.plan.changes if c.action not in EXECUTABLE.get(c.kind, set())]
+        missing = [c for c in uploads(run.plan) if not self._cached(c)]
+        if missing and not refused:
+            names = ", ".join(str((c.after or {}).get("name") or c.target) for c in missing)
+            raise UmhctlError(
+                f"{names} not in the local artifact cache; nothing was changed on {run.device}",
+                hint=f"download and verify it first: {self.hints.command('fetch')}",
+            )
         if not refused:
             return
         if all(c.action is Action.REQUIRES_RESET for c in refused):
@@ -279,6 +329,25 @@ class Phases:
                 hint=f"make a new plan: {self.hints.command('plan')}",
             )
 
+    def _cached(self, change: Change) -> bool:
+        after = change.after or {}
+        pin = Pin(str(after.get("sha256")), after.get("size"), "")
+        return bool(after.get("sha256")) and self.artifact_cache.has(pin)
+
+    def _upload(self, run: DeviceRun) -> None:
+        assert run.remote is not None
+        for index, change in enumerate(uploads(run.plan)):
+            after = change.after or {}
+            pin = Pin(str(after["sha256"]), after.get("size"), "")
+            run.remote.upload(change.target, self.artifact_cache.path(pin), pin.sha256, self.token, index)
+            run.notes.append(f"uploaded {after.get('name') or change.target}")
+
+    def _prune(self, run: DeviceRun) -> None:
+        assert run.remote is not None
+        old = [c.target for c in prunes(run.plan)]
+        run.remote.prune(old)
+        run.notes.append("removed " + ", ".join(p.rsplit("/", 1)[1] for p in old))
+
     def _write(self, run: DeviceRun) -> None:
         assert run.remote is not None and run.plan is not None
         record = self.record(run)
@@ -302,7 +371,8 @@ class Phases:
         restarted = [c.target for c in run.plan.changes if c.action is Action.RESTART]
         self._probe(run)
         after = self.device_plan(run)
-        left = [c for c in after.changes if c.action is not Action.RESTART]
+        # Restarts are checked below by unit state; old images are removed after this check (prune).
+        left = [c for c in after.changes if c.action is not Action.RESTART and c not in prunes(after)]
         if left:
             raise UmhctlError(
                 "after apply the device still differs: " + ", ".join(f"{c.action.value} {c.target}" for c in left)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from umhctl.artifacts import ArtifactSource
 from umhctl.blueprint.loader import LoadedBlueprint
 from umhctl.errors import UmhctlError
 from umhctl.knownhosts import host_pattern, site_known_hosts
@@ -23,6 +24,7 @@ class Inventory:
     known_hosts: Path
     identity: Path | None  # None: ssh-agent and the user's default keys
     user: str
+    artifacts: ArtifactSource | None = None  # where images come from, when not the blueprint's mirror and lock
 
     def endpoint(self, device: str) -> Endpoint:
         try:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from umhctl.artifacts import EXTENSIONS_DIR
 from umhctl.blueprint.loader import LoadedBlueprint
 from umhctl.converge import DeviceRun, Phases, disconnect
 from umhctl.errors import UmhctlError
@@ -65,7 +66,8 @@ def _backup(run: ResetRun) -> None:
 
 def _stage(run: ResetRun) -> None:
     assert run.remote is not None
-    keep = [scripts.HOST_KEYS_KEEP, *run.keep]
+    # The host keys (the device keeps its identity) and the extension images (a rebuild needs no download).
+    keep = [scripts.HOST_KEYS_KEEP, EXTENSIONS_DIR, *run.keep]
     run.remote.stage_reset(run.ignition, keep)
     run.notes.append("kept " + ", ".join(keep))
 

@@ -135,3 +135,56 @@ class ResetResult:
         data["new_host_key"] = self.new_host_key
         data["rotation_undone"] = self.rotation_undone
         return data
+
+
+@dataclass(frozen=True)
+class LockedArtifact:
+    name: str
+    sha256: str
+    source: str
+    change: str  # "added", "changed" or "unchanged"
+
+
+@dataclass(frozen=True)
+class LockResult:
+    lock_file: Path
+    artifacts: list[LockedArtifact]
+    removed: list[str]
+    committed: bool = True  # the site's lock file (commit it), not a simulated site's own
+
+    command = "lock"
+    ok = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lock_file": str(self.lock_file),
+            "artifacts": [
+                {"name": a.name, "sha256": a.sha256, "source": a.source, "change": a.change} for a in self.artifacts
+            ],
+            "removed": self.removed,
+        }
+
+
+@dataclass(frozen=True)
+class FetchedArtifact:
+    name: str
+    sha256: str
+    size: int
+    status: str  # "cached" (verified again) or "downloaded"
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    cache: Path
+    artifacts: list[FetchedArtifact]
+
+    command = "fetch"
+    ok = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cache": str(self.cache),
+            "artifacts": [
+                {"name": a.name, "sha256": a.sha256, "size": a.size, "status": a.status} for a in self.artifacts
+            ],
+        }

@@ -13,7 +13,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
 
-from umhctl.blueprint.model import IOLINK_MASTER_PORTS, Device, SiteBlueprint
+from umhctl.blueprint.model import IOLINK_MASTER_PORTS, Device, Interface, SiteBlueprint
 from umhctl.blueprint.yamlsource import SourceMap
 from umhctl.diagnostics import Diagnostic
 
@@ -238,19 +238,50 @@ def _reaches(device: Device, address: IPv4Address) -> bool:
     return any(address in net for net in _networks(device))
 
 
+def _could_match_the_same_link(a: Interface, b: Interface) -> bool:
+    """systemd-networkd applies the first .network file that matches a link (systemd.network(5), [Match]); two
+    of ours that could both match one link would leave the second without effect."""
+    if a.name is not None and b.name is not None and a.name != b.name:
+        return False
+    return not (a.mac is not None and b.mac is not None and a.mac != b.mac)
+
+
+def _label(itf: Interface) -> str:
+    return " ".join(filter(None, (itf.name, itf.mac)))
+
+
 def _check_interfaces(device: Device, at: Loc, report: _Report) -> None:
     interfaces = device.interfaces
-    report.unique(
-        f"interface name on '{device.name}'",
-        ((itf.name, at + ("interfaces", j, "name")) for j, itf in enumerate(interfaces)),
-    )
     gateways = 0
     for j, itf in enumerate(interfaces):
         here = at + ("interfaces", j)
+        if itf.name is None and itf.mac is None:
+            report.error(
+                here,
+                "an interface needs 'name' or 'mac' (or both): a .network file without them would match every link",
+                "on bare metal, 'mac: 00:1b:21:3a:4f:c2' matches whatever the link is called (enp2s0, eth0, ...)",
+                key=False,
+            )
+            continue
+        earlier = next(
+            (
+                k
+                for k, other in enumerate(interfaces[:j])
+                if (other.name or other.mac) and _could_match_the_same_link(other, itf)
+            ),
+            None,
+        )
+        if earlier is not None:
+            report.error(
+                here + ("mac" if itf.mac is not None else "name",),
+                f"interface '{_label(itf)}' could match the same link as interface {earlier + 1} "
+                f"('{_label(interfaces[earlier])}'): systemd-networkd would apply only the first",
+                "give each interface a different name, or each a different MAC address",
+            )
         if itf.dhcp and itf.address is not None:
             report.error(here + ("address",), "an interface has either 'dhcp: true' or a static 'address', not both")
         if not itf.dhcp and itf.address is None:
-            report.error(here, f"interface '{itf.name}' needs 'address: IP/PREFIX' or 'dhcp: true'", key=False)
+            report.error(here, f"interface '{_label(itf)}' needs 'address: IP/PREFIX' or 'dhcp: true'", key=False)
         if itf.address is not None:
             net = itf.address.network
             if net.prefixlen < 31 and itf.address.ip in (net.network_address, net.broadcast_address):
@@ -278,6 +309,14 @@ def _check_interfaces(device: Device, at: Loc, report: _Report) -> None:
             f"management address {device.address} is outside every network of '{device.name}' "
             f"({', '.join(str(n) for n in nets)})",
             "use the address of one of its interfaces",
+        )
+    elif _all_static(device) and nets and device.address not in [i.address.ip for i in interfaces if i.address]:
+        # k3s' node-ip is the management address: it must be an address the device really has.
+        report.error(
+            at + ("address",),
+            f"management address {device.address} is no interface's address on '{device.name}' "
+            f"(k3s would advertise an address the device does not have)",
+            "use the static address of one of its interfaces",
         )
 
 

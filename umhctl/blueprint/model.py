@@ -135,7 +135,29 @@ DiskPath = Annotated[str, Format(r"/dev/[A-Za-z0-9/_.:-]+", "a disk device path"
 Quantity = Annotated[str, Format(r"[1-9][0-9]*(Mi|Gi|Ti)", "a storage size in Mi, Gi or Ti", "20Gi", max_length=16)]
 Duration = Annotated[str, Format(r"[1-9][0-9]*(h|d)", "a duration in hours or days", "168h or 30d", max_length=16)]
 FileMode = Annotated[str, Format(r"0?[0-7]{3}", "an octal file mode", '"0644"', max_length=4)]
-InterfaceName = Annotated[str, Format(r"[A-Za-z0-9_.:-]+", "a network interface name", "eth0", max_length=15)]
+InterfaceName = Annotated[str, Format(r"[A-Za-z0-9_.:-]+", "a network interface name", "enp2s0", max_length=15)]
+MacAddress = Annotated[
+    str,
+    Format(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", "a MAC address (lower case, colons)", "00:1b:21:3a:4f:c2", max_length=17),
+]
+# A host name or IPv4 address, as systemd-timesyncd's NTP= takes them (no URL, no port).
+NtpServer = Annotated[
+    str,
+    Format(
+        r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*",
+        "an NTP server name or address",
+        "192.0.2.123",
+    ),
+]
+MirrorUrl = Annotated[
+    str,
+    Format(
+        r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%+-]+)*/?",
+        "an http(s) URL of a directory",
+        "https://mirror.plant.example/flatcar-extensions",
+        max_length=400,
+    ),
+]
 UnixUser = Annotated[str, Format(r"[a-z_][a-z0-9_-]*", "a valid user name", "core", max_length=32)]
 PgName = Annotated[str, Format(r"[a-z_][a-z0-9_]*", "a valid PostgreSQL role name", "grafanareader", max_length=63)]
 TagName = Annotated[
@@ -376,7 +398,12 @@ class SecretRef(Model):
 
 
 class Interface(Model):
-    name: InterfaceName
+    """One network link, matched by its MAC address, its kernel name, or both (every given key must match)."""
+
+    name: InterfaceName | None = Field(
+        default=None, description="Kernel name (predictable names on bare metal, e.g. enp2s0)."
+    )
+    mac: MacAddress | None = Field(default=None, description="Hardware address: matches whatever the link is named.")
     dhcp: Bool = False
     address: IPv4Interface | None = Field(default=None, description="Static address with prefix, e.g. 192.0.2.11/24.")
     gateway: IPv4Address | None = None
@@ -420,6 +447,24 @@ class ResetPolicy(Model):
 class Os(Model):
     timezone: Timezone = "UTC"
     updates: Updates = Updates()
+    ntp: list[NtpServer] = Field(
+        default=[], description="NTP servers for systemd-timesyncd (Flatcar's time client). Default: from DHCP."
+    )
+
+
+class Artifacts(Model):
+    """Files a device needs from outside (the k3s system extension), pinned by hash in the lock file."""
+
+    mirror: MirrorUrl | None = Field(
+        default=None,
+        description="Base URL of the plant's mirror of the Flatcar sysext bakery's extensions. "
+        "Default: https://extensions.flatcar.org/extensions",
+    )
+    delivery: Literal["apply", "ignition"] = Field(
+        default="apply",
+        description="'apply': first boot needs no network, apply pushes the images over SSH from the operator's "
+        "verified cache. 'ignition': first boot fetches them (with their hashes) from the mirror.",
+    )
 
 
 class Mqtt(Model):
@@ -513,6 +558,7 @@ class SiteBlueprint(Model):
     versions: Versions
     access: Access
     os: Os = Os()
+    artifacts: Artifacts = Artifacts()
     reset: ResetPolicy = ResetPolicy()
     secrets: dict[SecretName, SecretRef] = {}
     devices: list[Device] = Field(min_length=1)

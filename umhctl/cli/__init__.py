@@ -258,6 +258,58 @@ def apply(
     raise typer.Exit(0 if result.ok else 1)
 
 
+@app.command()
+@boundary
+def lock(
+    file: BlueprintOpt,
+    sim: Annotated[
+        bool, typer.Option("--sim", help="Pin the simulated site's stand-in images (in its own lock).")
+    ] = False,
+    download: Annotated[
+        bool, typer.Option("--download", help="Hash an image by downloading it when no SHA256SUMS lists it.")
+    ] = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Pin every artifact the devices need (the k3s system extension) by sha256 in the lock file."""
+    from umhctl import api
+    from umhctl.cli import views
+
+    if sim:
+        from umhctl.sim.api import sim_lock
+
+        result = sim_lock(file)
+    else:
+        result = api.lock(file, download=download)
+    if output is Output.json:
+        views.show_json(result)
+    else:
+        views.show_lock(result)
+
+
+@app.command()
+@boundary
+def fetch(
+    file: BlueprintOpt,
+    sim: Annotated[bool, typer.Option("--sim", help="Fetch the simulated site's stand-in images.")] = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Download every pinned artifact into the local cache and verify its hash (do it where there is internet)."""
+    from umhctl import api
+    from umhctl.cli import views
+
+    source = None
+    if sim:
+        from umhctl.blueprint.loader import load_blueprint
+        from umhctl.sim.state import SimSite
+
+        source = SimSite.load(load_blueprint(file)).artifact_source()
+    result = api.fetch(file, artifacts=source)
+    if output is Output.json:
+        views.show_json(result)
+    else:
+        views.show_fetch(result)
+
+
 reset_app = typer.Typer(name="reset", help="Rebuild a device from the blueprint.", no_args_is_help=True)
 app.add_typer(reset_app, name="reset")
 

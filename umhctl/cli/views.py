@@ -18,7 +18,15 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from umhctl.phases import Outcome
-    from umhctl.results import ApplyResult, PlanResult, RenderResult, ResetResult, ValidateResult
+    from umhctl.results import (
+        ApplyResult,
+        FetchResult,
+        LockResult,
+        PlanResult,
+        RenderResult,
+        ResetResult,
+        ValidateResult,
+    )
 
 FORMAT_VERSION = "1"
 
@@ -195,3 +203,20 @@ def show_reset(result: ResetResult) -> None:
     if result.rotation_undone:
         show_line(f"{result.device}: the host key rotation was undone; the device keeps its key", stderr=True)
     show_error(f"reset of {result.device} failed while {outcome.failed_title}: {outcome.error}", outcome.hint)
+
+
+def show_lock(result: LockResult) -> None:
+    for a in result.artifacts:
+        show_line(f"{a.name}: sha256 {a.sha256} ({a.change}; from {a.source})")
+    for name in result.removed:
+        show_line(f"{name}: no longer needed, dropped")
+    changed = any(a.change != "unchanged" for a in result.artifacts) or result.removed
+    commit = ": commit it" if changed and result.committed else ""
+    show_line(f"{'wrote' if changed else 'unchanged:'} {result.lock_file}{commit}")
+
+
+def show_fetch(result: FetchResult) -> None:
+    for a in result.artifacts:
+        what = "downloaded" if a.status == "downloaded" else "already cached"
+        show_line(f"{a.name}: {what}, {a.size} bytes, sha256 verified")
+    show_line(f"{count(len(result.artifacts), 'artifact')} in {result.cache}: apply can now run without internet")

@@ -16,7 +16,17 @@ from umhctl.plan.model import Action, Change, DevicePlan
 from umhctl.render.desired import DesiredState, File, Link
 
 # Restart order when several units are due: the network first (the others depend on it), k3s last.
-UNIT_ORDER = ("systemd-networkd.service", "systemd-resolved.service", "locksmithd.service", "k3s.service")
+# Restart order when several are due: refreshes (update-ssh-keys) first, the network next (the others depend on
+# it), a new system extension merged before k3s, k3s last.
+UNIT_ORDER = (
+    "systemd-networkd.service",
+    "systemd-resolved.service",
+    "systemd-timesyncd.service",
+    "locksmithd.service",
+    "systemd-sysext.service",
+    "k3s.service",
+)
+REFRESH_PREFIX = "update-ssh-keys:"
 SYSTEMD_DIRS = ("/etc/systemd/system/", "/etc/systemd/system.conf.d/")
 DIFF_LINES = 80  # longer diffs are collapsed in the plan
 
@@ -159,8 +169,60 @@ def _record_change(facts: Facts, stamp: Stamp, wanted: int, forgotten: list[str]
     return Change(Action.UPDATE, "record", RECORD, "; ".join(reasons), before, stamp.to_record())
 
 
+def _restart_order(unit: str) -> tuple[int, str]:
+    if unit.startswith(REFRESH_PREFIX):
+        return (-1, unit)
+    return (UNIT_ORDER.index(unit) if unit in UNIT_ORDER else len(UNIT_ORDER), unit)
+
+
+def managed_restarts(desired: DesiredState) -> set[str]:
+    """Every unit (and refresh) some managed file, link or image restarts: their states are probed."""
+    units: set[str] = set()
+    for f in desired.files:
+        units.update(f.restarts)
+    for link in desired.links:
+        units.update(link.restarts)
+    for artifact in desired.artifacts:
+        units.update(artifact.restarts)
+    return units
+
+
 def _commit_text(commit: str | None, dirty: bool | None) -> str:
     return (commit[:12] if commit else "no commit") + (" with uncommitted changes" if dirty else "")
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "size unknown"
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size} bytes"
+
+
+def _artifact_changes(desired: DesiredState, facts: Facts) -> tuple[list[Change], set[str]]:
+    """Images to upload (checked by hash on the device) and old ones to remove once the new are in use; the
+    restarts they cause. umhctl owns the images' directories whole: whatever else is in them goes."""
+    changes: list[Change] = []
+    restarts: set[str] = set()
+    wanted = {a.path for a in desired.artifacts}
+    for a in desired.artifacts:
+        fact = facts.path(a.path)
+        after = {"sha256": a.sha256, "size": a.size, "name": a.name}
+        upload = f"upload {_size(a.size)} from the local cache, sha256 {(a.sha256 or '')[:12]}… checked on the device"
+        if fact.kind == "absent":
+            changes.append(Change(Action.CREATE, "artifact", a.path, upload, None, after))
+        elif fact.kind != "file":
+            changes.append(_replaced("file", a.path, fact, after))
+        elif fact.sha256 != a.sha256:
+            before = {"sha256": fact.sha256}
+            changes.append(Change(Action.UPDATE, "artifact", a.path, f"damaged or different: {upload}", before, after))
+        else:
+            continue
+        restarts.update(a.restarts)
+    directories = {a.path.rsplit("/", 1)[0] + "/" for a in desired.artifacts}
+    for path, fact in sorted(facts.paths.items()):
+        if path.startswith(tuple(directories)) and path not in wanted and fact.kind in ("file", "link"):
+            reason = "no longer needed: removed once the new image is in use"
+            changes.append(Change(Action.DELETE, "artifact", path, reason, _fact_attrs(fact), None))
+    return changes, restarts
 
 
 def plan_device(
@@ -188,7 +250,11 @@ def plan_device(
         change = _link_change(link, facts.path(link.path), seal if link.path in sealed else None)
         if change:
             changes.append(change)
+            restarts.update(link.restarts)
             daemon_reload |= link.path.startswith(SYSTEMD_DIRS)
+    artifact_changes, artifact_restarts = _artifact_changes(desired, facts)
+    changes += artifact_changes
+    restarts |= artifact_restarts
     wanted = {f.path for f in desired.files} | {link.path for link in desired.links}
     forgotten: list[str] = []
     for path in sorted((set(recorded) | set(facts.recorded_links())) - wanted):
@@ -205,7 +271,7 @@ def plan_device(
         )
         restarts.update(recorded.get(path, {}).get("restarts", []))
         daemon_reload |= path.startswith(SYSTEMD_DIRS)
-    if not any(c.kind in ("file", "link") for c in changes):
+    if not any(c.kind in ("file", "link", "artifact") for c in changes):
         # With file changes the record is rewritten anyway; alone, it is a change of its own.
         record = _record_change(facts, stamp, len(wanted), forgotten)
         if record is not None:
@@ -225,12 +291,16 @@ def plan_device(
         )
     # A unit whose configuration umhctl manages and that failed on the device (e.g. a restart in the last apply
     # failed) is restarted again, even when no file changes: otherwise a fixed blueprint would never retry it.
-    managed_units = {u for f in desired.files for u in f.restarts}
+    managed_units = managed_restarts(desired)
     failed = {u for u in managed_units if facts.units.get(u, ("", ""))[0] == "failed"} - restarts
-    ordered = sorted(restarts | failed, key=lambda u: (UNIT_ORDER.index(u) if u in UNIT_ORDER else len(UNIT_ORDER), u))
     changes += [
-        Change(Action.RESTART, "unit", unit, "failed on the device" if unit in failed else "its configuration changes")
-        for unit in ordered
+        Change(
+            Action.RESTART,
+            "refresh" if unit.startswith(REFRESH_PREFIX) else "unit",
+            unit,
+            "failed on the device" if unit in failed else "its configuration changes",
+        )
+        for unit in sorted(restarts | failed, key=_restart_order)
     ]
     warnings = []
     if any(c.target.startswith("/etc/systemd/network/") for c in changes):

@@ -49,8 +49,8 @@ class Remote:
 
     # -- facts ----------------------------------------------------------------------------------------------
 
-    def probe(self, paths: Sequence[str], units: Sequence[str]) -> Facts:
-        result = self.conn.run(scripts.probe(paths, units))
+    def probe(self, paths: Sequence[str], units: Sequence[str], dirs: Sequence[str] = ()) -> Facts:
+        result = self.conn.run(scripts.probe(paths, units, dirs))
         if result.status != 0:
             raise UmhctlError(f"reading the device's state failed (exit {result.status}): {_tail(result.stderr)}")
         return parse_facts(result.stdout, self.device)
@@ -105,6 +105,27 @@ class Remote:
             raise UmhctlError(
                 "files are in place, but restarting failed for "
                 f"{', '.join(failed) or 'systemd daemon-reload'}: {_tail(result.stderr)}"
+            )
+
+    def upload(self, path: str, source: Path, sha256: str, token: str, index: int) -> None:
+        """Put an artifact in place from the operator's cache; its hash is checked on the device first."""
+        result = self.conn.upload(scripts.upload(path, sha256, token, index), source)
+        words = result.stdout.split()
+        if result.status == 3 and words[:1] == ["MISMATCH"]:
+            raise UmhctlError(
+                f"{path} arrived with sha256 {words[1] if len(words) > 1 else '?'}, not {sha256}: the transfer "
+                "was damaged; nothing was switched to it",
+                hint="run apply again",
+            )
+        if result.status != 0 or "UPLOADED" not in words:
+            raise UmhctlError(f"uploading {path} failed (exit {result.status}): {_tail(result.stderr)}")
+
+    def prune(self, paths: Sequence[str]) -> None:
+        result = self.conn.run(scripts.prune(paths))
+        if result.status != 0 or "PRUNED" not in result.stdout.split():
+            raise UmhctlError(
+                f"removing {', '.join(paths)} failed (exit {result.status}): {_tail(result.stderr)}; the new "
+                "images are in use, the old ones are left on the device"
             )
 
     # -- reset ----------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shlex
 from collections.abc import Sequence
 from typing import Any
@@ -48,6 +49,10 @@ def _b64(data: bytes | str) -> str:
 # characters (the blueprint refuses them), so they travel as plain text fields.
 _PROBE = r"""paths=(%(paths)s)
 if [ -f %(managed)s ]; then mapfile -t -O "${#paths[@]}" paths < %(managed)s; fi
+# Directories umhctl owns whole (artifact images): everything in them counts, leftovers included.
+for d in %(dirs)s; do
+  [ -d "$d" ] && while IFS= read -r -d '' f; do paths+=("$f"); done < <(find "$d" -mindepth 1 -maxdepth 1 -print0)
+done
 declare -A seen=(); unique=()
 for p in "${paths[@]}"; do [ -n "${seen[$p]+x}" ] || { seen[$p]=1; unique+=("$p"); }; done
 paths=("${unique[@]}")
@@ -72,10 +77,12 @@ echo E
 """
 
 
-def probe(paths: Sequence[str], units: Sequence[str]) -> str:
-    """Print the facts of `paths` (and of what the last apply managed): sections P, S, R, U, E."""
+def probe(paths: Sequence[str], units: Sequence[str], dirs: Sequence[str] = ()) -> str:
+    """Print the facts of `paths`, of what the last apply managed, and of everything in `dirs`: sections P, S,
+    R, U, E."""
     return _HEAD_LENIENT + _PROBE % {
         "paths": " ".join(q(p) for p in paths),
+        "dirs": " ".join(q(d) for d in dirs) or '""',
         "managed": MANAGED_LIST,
         "record": RECORD,
         "units": " ".join(q(u) for u in units),
@@ -280,18 +287,61 @@ def write(
 # -- units ------------------------------------------------------------------------------------------------------
 
 
+REFRESH_SSH_KEYS = "update-ssh-keys:"  # + user: regenerate ~USER/.ssh/authorized_keys from authorized_keys.d
+
+
+def refresh_command(target: str) -> str:
+    """The command of a restart target that is not a unit (see render.system.update_ssh_keys)."""
+    user = target.removeprefix(REFRESH_SSH_KEYS)
+    if not target.startswith(REFRESH_SSH_KEYS) or not re.fullmatch(r"[a-z_][a-z0-9_-]*", user):
+        raise ValueError(f"unknown refresh {target!r}")
+    return f"update-ssh-keys -u {q(user)}"
+
+
 def restart(units: Sequence[str], daemon_reload: bool) -> str:
-    """Reload systemd and restart units in order; report each result instead of stopping at the first."""
+    """Reload systemd and restart units in order (and run refreshes such as update-ssh-keys); report each
+    result instead of stopping at the first."""
     lines = ["failed=0"]
     if daemon_reload:
         lines.append("systemctl daemon-reload || failed=1")
     for unit in units:
-        lines.append(
-            f"if systemctl restart -- {q(unit)}; then echo RESTARTED {q(unit)}; "
-            f"else echo FAILED {q(unit)}; failed=1; fi"
-        )
+        command = refresh_command(unit) if unit.startswith(REFRESH_SSH_KEYS) else f"systemctl restart -- {q(unit)}"
+        lines.append(f"if {command}; then echo RESTARTED {q(unit)}; else echo FAILED {q(unit)}; failed=1; fi")
     lines.append("exit $failed")
     return _HEAD_LENIENT + "\n".join(lines) + "\n"
+
+
+# -- artifacts --------------------------------------------------------------------------------------------------
+
+
+def upload(path: str, sha256: str, token: str, index: int) -> str:
+    """Receive an artifact on stdin into a temp file next to `path`, check its sha256 there, and only then rename
+    it into place. Prints `UPLOADED`, or `MISMATCH <actual sha256>` (exit 3) and keeps nothing. Runs from argv
+    (its stdin is the data): paths and a hash only."""
+    directory = path.rsplit("/", 1)[0] or "/"
+    tmp = _temp(token, index, path)
+    return _HEAD + "\n".join(
+        [
+            _MKDIRS.rstrip("\n"),
+            f"mkdirs {q(directory)}",
+            f"t={q(tmp)}",
+            "trap 'rm -f -- \"$t\"' EXIT",
+            'cat > "$t"',
+            'sum=$(sha256sum -- "$t" | cut -d " " -f 1)',
+            f'if [ "$sum" != {q(sha256)} ]; then echo "MISMATCH $sum"; exit 3; fi',
+            'chmod 0644 -- "$t"',
+            'sync -- "$t"',
+            f'mv -f -T -- "$t" {q(path)}',
+            "trap - EXIT",
+            f"sync -- {q(directory)} || echo 'WARNING directory not synced'",
+            "echo UPLOADED",
+        ]
+    ) + "\n"
+
+
+def prune(paths: Sequence[str]) -> str:
+    """Remove artifacts no longer in use (only once the new ones are: apply runs this after verifying)."""
+    return _HEAD + f"rm -f -- {' '.join(q(p) for p in paths)}\necho PRUNED\n"
 
 
 # -- reset ------------------------------------------------------------------------------------------------------

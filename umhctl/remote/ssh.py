@@ -11,6 +11,7 @@ import base64
 import hashlib
 import logging
 import select
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +70,19 @@ class Connection:
         self.client = client
 
     def run(self, script: str, *, sudo: bool = True, timeout: float = COMMAND_TIMEOUT) -> Result:
-        """Run a bash script (as root with sudo) and collect its output."""
+        """Run a bash script (as root with sudo) and collect its output. The script travels on stdin."""
         command = "sudo -n bash -s" if sudo else "bash -s"
+        return self._exec(command, script.encode(), None, sudo=sudo, timeout=timeout)
+
+    def upload(self, script: str, source: Path, *, timeout: float = COMMAND_TIMEOUT) -> Result:
+        """Run a script (as root) that reads a file's bytes on stdin: the script is in argv, so it must hold no
+        secret (paths and hashes only); the data streams from `source`."""
+        command = "sudo -n bash -c " + shlex.quote(script)
+        return self._exec(command, None, source, sudo=True, timeout=timeout)
+
+    def _exec(
+        self, command: str, data: bytes | None, source: Path | None, *, sudo: bool, timeout: float
+    ) -> Result:
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
             raise UmhctlError(f"{self.endpoint.device}: the SSH connection is closed")
@@ -83,7 +95,12 @@ class Connection:
         try:
             channel.settimeout(timeout)
             channel.exec_command(command)
-            channel.sendall(script.encode())
+            if data is not None:
+                channel.sendall(data)
+            if source is not None:
+                with open(source, "rb") as handle:
+                    while chunk := handle.read(1 << 20):
+                        channel.sendall(chunk)
             channel.shutdown_write()
             out, err = bytearray(), bytearray()
             deadline = time.monotonic() + timeout

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from umhctl.artifacts import ArtifactSource, site_source
 from umhctl.blueprint.checks import RepoFiles
 from umhctl.blueprint.loader import LoadedBlueprint
 from umhctl.blueprint.model import Device, SiteBlueprint
@@ -35,11 +36,19 @@ class DeviceRender:
 
 
 def render_device(
-    loaded: LoadedBlueprint, device: Device, secrets: SecretStore, *, redact: bool = False
+    loaded: LoadedBlueprint,
+    device: Device,
+    secrets: SecretStore,
+    artifacts: ArtifactSource,
+    *,
+    redact: bool = False,
+    self_contained: bool = False,
 ) -> DeviceRender:
+    """`self_contained`: an Ignition config that fetches nothing at first boot (reset's: a rebuild must not
+    depend on a mirror; the apply that follows pushes the images)."""
     bp = loaded.blueprint
     state = DesiredState(device.name)
-    render_system(bp, device, secrets, state)
+    render_system(bp, device, secrets, artifacts, state, self_contained=self_contained)
     # One file owns the namespaces; the name sorts first, so k3s applies it before the files that use them.
     namespaces = [UMH_NAMESPACE, CONVERTER_NAMESPACE] if device.role == "hub" else [CONVERTER_NAMESPACE]
     state.add(
@@ -56,15 +65,26 @@ def render_device(
 
 
 def render_site(
-    loaded: LoadedBlueprint, secrets: SecretStore, *, devices: list[str] | None = None, redact: bool = False
+    loaded: LoadedBlueprint,
+    secrets: SecretStore,
+    artifacts: ArtifactSource | None = None,
+    *,
+    devices: list[str] | None = None,
+    redact: bool = False,
+    self_contained: bool = False,
 ) -> list[DeviceRender]:
+    """Every (or the chosen) device's render. `artifacts`: where images come from and their pins; default: the
+    blueprint's mirror or publisher and its lock file."""
     bp = loaded.blueprint
     names = [d.name for d in bp.devices]
     for name in devices or []:
         if name not in names:
             raise UmhctlError(f"no device '{name}' in the blueprint", hint="devices: " + ", ".join(names))
     chosen = [d for d in bp.devices if devices is None or d.name in devices]
-    return [render_device(loaded, d, secrets, redact=redact) for d in chosen]
+    source = artifacts or site_source(bp, loaded.path)
+    return [
+        render_device(loaded, d, secrets, source, redact=redact, self_contained=self_contained) for d in chosen
+    ]
 
 
 def redacted(state: DesiredState) -> DesiredState:

@@ -34,15 +34,22 @@ class File:
 class Link:
     path: str
     target: str
+    restarts: tuple[str, ...] = ()  # units to restart when the link changes (a new system extension)
 
 
 @dataclass(frozen=True)
-class RemoteFile:
-    """A file only first boot fetches from the internet (the k3s system extension image); not part of SSH apply."""
+class ArtifactFile:
+    """A large file from outside (a system extension image), pinned by sha256 in the lock file.
+
+    Apply uploads it from the operator's verified cache and checks its hash on the device before it is used;
+    with `url`, first boot fetches it instead (Ignition verifies the same hash)."""
 
     path: str
-    source: str
-    mode: int = 0o644
+    name: str  # the artifact's file name: what the lock pins and the cache holds
+    sha256: str | None  # None: not pinned yet (`umhctl lock`); plan refuses it
+    size: int | None = None
+    url: str | None = None
+    restarts: tuple[str, ...] = ()
 
 
 @dataclass
@@ -50,13 +57,13 @@ class DesiredState:
     device: str
     files: list[File] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
-    remote_files: list[RemoteFile] = field(default_factory=list)
+    artifacts: list[ArtifactFile] = field(default_factory=list)
 
     def add(self, *files: File) -> None:
         self.files.extend(files)
 
     def sorted(self) -> DesiredState:
-        paths = [f.path for f in self.files] + [link.path for link in self.links]
+        paths = [f.path for f in self.files] + [link.path for link in self.links] + [a.path for a in self.artifacts]
         duplicates = {p for p in paths if paths.count(p) > 1}
         if duplicates:
             # Two renderers claiming one path is a bug in umhctl or a blueprint 'files' entry colliding with ours.
@@ -65,7 +72,7 @@ class DesiredState:
             self.device,
             sorted(self.files, key=lambda f: f.path),
             sorted(self.links, key=lambda link: link.path),
-            sorted(self.remote_files, key=lambda r: r.path),
+            sorted(self.artifacts, key=lambda a: a.path),
         )
 
     def file(self, path: str) -> File:
@@ -94,4 +101,5 @@ class DesiredState:
                 for f in self.files
             ],
             "links": [{"path": link.path, "target": link.target} for link in self.links],
+            "artifacts": [{"path": a.path, "name": a.name, "sha256": a.sha256, "size": a.size} for a in self.artifacts],
         }

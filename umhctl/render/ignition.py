@@ -12,10 +12,12 @@ from typing import Any
 from urllib.parse import quote
 
 from umhctl.blueprint.model import SiteBlueprint
-from umhctl.render.desired import DesiredState, File
+from umhctl.errors import UmhctlError
+from umhctl.render.desired import ArtifactFile, DesiredState, File, Link
 from umhctl.render.yamltext import Octal, to_yaml
 
 IGNITION_VERSION = "3.3.0"
+HTTP_TOTAL_SECONDS = 900  # a 70 MB image over a slow plant link
 
 
 def _data_url(content: bytes) -> str:
@@ -36,39 +38,52 @@ def ignition_config(bp: SiteBlueprint, state: DesiredState) -> dict[str, Any]:
         {"path": f.path, "mode": f.mode, "overwrite": True, "contents": {"source": _data_url(f.content)}, **_owner(f)}
         for f in state.files
     ]
-    files += [
-        {"path": r.path, "mode": r.mode, "overwrite": True, "contents": {"source": r.source}}
-        for r in state.remote_files
-    ]
+    files += [_remote(a) for a in state.artifacts if a.url]
     files.sort(key=lambda entry: entry["path"])
+    ignition: dict[str, Any] = {"version": IGNITION_VERSION}
+    if any(a.url for a in state.artifacts):
+        # Without a total timeout Ignition retries a fetch that cannot connect forever (coreos/ignition
+        # internal/resource/url.go): with one, a device without its mirror stops in the emergency shell instead.
+        ignition["timeouts"] = {"httpTotal": HTTP_TOTAL_SECONDS}
     config: dict[str, Any] = {
-        "ignition": {"version": IGNITION_VERSION},
+        "ignition": ignition,
         "passwd": {"users": [{"name": bp.access.user, "sshAuthorizedKeys": list(bp.access.authorized_keys)}]},
         "storage": {
             "files": files,
             "links": [
-                {"path": link.path, "target": link.target, "hard": False, "overwrite": True} for link in state.links
+                {"path": link.path, "target": link.target, "hard": False, "overwrite": True}
+                for link in _first_boot_links(state)
             ],
         },
     }
     return config
 
 
+def _first_boot_links(state: DesiredState) -> list[Link]:
+    """Links first boot creates: not those to images it does not bring (apply uploads the image and links it,
+    so systemd-sysext never meets a dangling /etc/extensions/<name>.raw)."""
+    undelivered = {a.path for a in state.artifacts if not a.url}
+    return [link for link in state.links if link.target not in undelivered]
+
+
+def _remote(artifact: ArtifactFile) -> dict[str, Any]:
+    """A file first boot downloads: always with the lock file's hash, which Ignition checks before writing
+    (a mismatch fails the boot; Ignition spec 3.3.0 `verification.hash`, `sha256-<hex>`)."""
+    if artifact.sha256 is None:
+        raise UmhctlError(
+            f"{artifact.name} is not pinned in the lock file: first boot would download it unverified",
+            hint="record its hash with `umhctl lock`",
+        )
+    return {
+        "path": artifact.path,
+        "mode": 0o644,
+        "overwrite": True,
+        "contents": {"source": artifact.url, "verification": {"hash": f"sha256-{artifact.sha256}"}},
+    }
+
+
 def ignition_json(config: dict[str, Any]) -> str:
     return json.dumps(config, indent=2, sort_keys=False) + "\n"
-
-
-def offline_variant(config: dict[str, Any]) -> dict[str, Any]:
-    """The config with internet downloads replaced by empty files.
-
-    Only for running the real Ignition binary where there is no internet (tests, simulated devices): everything
-    else stays identical. Never used for a real device.
-    """
-    result: dict[str, Any] = json.loads(json.dumps(config))
-    for entry in result["storage"]["files"]:
-        if not entry["contents"]["source"].startswith("data:"):
-            entry["contents"] = {"source": "data:,"}
-    return result
 
 
 def butane_yaml(bp: SiteBlueprint, state: DesiredState) -> str:
@@ -84,10 +99,10 @@ def butane_yaml(bp: SiteBlueprint, state: DesiredState) -> str:
             entry["user"] = {"name": f.owner}
             entry["group"] = {"name": f.group}
         files.append(entry)
-    files += [
-        {"path": r.path, "mode": Octal(r.mode), "overwrite": True, "contents": {"source": r.source}}
-        for r in state.remote_files
-    ]
+    for a in state.artifacts:
+        if a.url:
+            remote = _remote(a)
+            files.append({**remote, "mode": Octal(0o644)})
     files.sort(key=lambda entry: entry["path"])
     document: dict[str, Any] = {
         "variant": "flatcar",
@@ -96,7 +111,8 @@ def butane_yaml(bp: SiteBlueprint, state: DesiredState) -> str:
         "storage": {
             "files": files,
             "links": [
-                {"path": link.path, "target": link.target, "hard": False, "overwrite": True} for link in state.links
+                {"path": link.path, "target": link.target, "hard": False, "overwrite": True}
+                for link in _first_boot_links(state)
             ],
         },
     }

@@ -6,8 +6,10 @@ server: an edge keeps collecting data when its hub is down, and one device's clu
 
 from __future__ import annotations
 
-from umhctl.blueprint.model import Device, SiteBlueprint
-from umhctl.render.desired import DesiredState, File, Link, RemoteFile
+from umhctl.artifacts import ArtifactSource
+from umhctl.artifacts import needed as needed_artifacts
+from umhctl.blueprint.model import Device, Interface, SiteBlueprint
+from umhctl.render.desired import ArtifactFile, DesiredState, File, Link
 from umhctl.render.yamltext import to_yaml
 from umhctl.secrets import SecretStore
 from umhctl.templating import render_template
@@ -16,19 +18,40 @@ K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
 K3S_TOKEN = "/etc/rancher/k3s/token"
 K3S_MANIFESTS = "/var/lib/rancher/k3s/server/manifests"
 K3S_UNIT = "/usr/local/lib/systemd/system/k3s.service"  # shipped inside the k3s system extension
-SYSEXT_BAKERY = "https://extensions.flatcar.org/extensions"
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
-
-
-def sysext_image(k3s_version: str) -> str:
-    return f"/opt/extensions/k3s/k3s-{k3s_version}-x86-64.raw"
+TIMESYNCD_DROPIN = "/etc/systemd/timesyncd.conf.d/50-umhctl.conf"
+# A new extension image takes effect when systemd-sysext merges it again (Flatcar: `systemctl restart
+# systemd-sysext`, which also runs ensure-sysext), and k3s restarts on the merged binary.
+SYSEXT_RESTARTS = ("systemd-sysext.service", "k3s.service")
 
 
 def authorized_keys_path(user: str) -> str:
     return f"/home/{user}/.ssh/authorized_keys.d/ignition"
 
 
-def render_system(bp: SiteBlueprint, device: Device, secrets: SecretStore, state: DesiredState) -> None:
+def update_ssh_keys(user: str) -> str:
+    """The refresh apply runs after a changed key set: on Flatcar, sshd reads only ~/.ssh/authorized_keys, which
+    update-ssh-keys generates from authorized_keys.d/* (flatcar/update-ssh-keys; first boot runs it through
+    flatcar/init's update-ssh-keys-after-ignition.service, and only then)."""
+    return f"update-ssh-keys:{user}"
+
+
+def _network_file_name(index: int, interface: Interface) -> str:
+    # Numbered by blueprint order, all before Flatcar's zz-default.network (first match wins, systemd.network(5)).
+    label = interface.name or (interface.mac or "").replace(":", "")
+    return f"/etc/systemd/network/{10 + index:02d}-{label}.network"
+
+
+def render_system(
+    bp: SiteBlueprint,
+    device: Device,
+    secrets: SecretStore,
+    artifacts: ArtifactSource,
+    state: DesiredState,
+    *,
+    self_contained: bool = False,
+) -> None:
+    """`self_contained`: first boot fetches nothing (reset's config: a rebuild never depends on a mirror)."""
     site = bp.metadata.name
     state.add(File("/etc/hostname", f"{device.host_name}\n".encode()))
     for index, interface in enumerate(device.interfaces):
@@ -38,20 +61,17 @@ def render_system(bp: SiteBlueprint, device: Device, secrets: SecretStore, state
             site=site,
             interface={
                 "name": interface.name,
+                "mac": interface.mac,
                 "dhcp": interface.dhcp,
                 "address": str(interface.address) if interface.address else None,
                 "gateway": str(interface.gateway) if interface.gateway else None,
                 "dns": [str(d) for d in interface.dns],
             },
         )
-        # Numbered by blueprint order so networkd matches them in the order the blueprint lists them.
-        state.add(
-            File(
-                f"/etc/systemd/network/{10 + index:02d}-{interface.name}.network",
-                text.encode(),
-                restarts=("systemd-networkd.service",),
-            )
-        )
+        state.add(File(_network_file_name(index, interface), text.encode(), restarts=("systemd-networkd.service",)))
+    if bp.os.ntp:
+        text = render_template("flatcar/timesyncd.conf.j2", device=device.name, site=site, servers=bp.os.ntp)
+        state.add(File(TIMESYNCD_DROPIN, text.encode(), restarts=("systemd-timesyncd.service",)))
     state.links.append(Link("/etc/localtime", f"../usr/share/zoneinfo/{bp.os.timezone}"))
     update_conf = render_template(
         "flatcar/update.conf.j2",
@@ -65,7 +85,16 @@ def render_system(bp: SiteBlueprint, device: Device, secrets: SecretStore, state
     # Ignition's passwd stage writes this same file on first boot; owning it here lets apply rotate keys later.
     user = bp.access.user
     keys = "".join(f"{key}\n" for key in bp.access.authorized_keys)
-    state.add(File(authorized_keys_path(user), keys.encode(), mode=0o600, owner=user, group=user))
+    state.add(
+        File(
+            authorized_keys_path(user),
+            keys.encode(),
+            mode=0o600,
+            owner=user,
+            group=user,
+            restarts=(update_ssh_keys(user),),
+        )
+    )
 
     host_key = secrets.host_key(device.name)
     state.add(
@@ -73,9 +102,20 @@ def render_system(bp: SiteBlueprint, device: Device, secrets: SecretStore, state
         File(HOST_KEY + ".pub", (host_key.public + "\n").encode()),
     )
 
-    k3s = bp.versions.k3s
-    state.remote_files.append(RemoteFile(sysext_image(k3s), f"{SYSEXT_BAKERY}/k3s-{k3s}-x86-64.raw"))
-    state.links.append(Link("/etc/extensions/k3s.raw", sysext_image(k3s)))
+    (k3s,) = (a for a in needed_artifacts(bp) if a.name == "k3s")
+    pin = artifacts.pin(k3s)
+    fetched = bp.artifacts.delivery == "ignition" and not self_contained
+    state.artifacts.append(
+        ArtifactFile(
+            k3s.device_path,
+            k3s.filename,
+            pin.sha256 if pin else None,
+            pin.size if pin else None,
+            k3s.url(artifacts.base) if fetched else None,
+            SYSEXT_RESTARTS,
+        )
+    )
+    state.links.append(Link(k3s.link, k3s.device_path, restarts=SYSEXT_RESTARTS))
     state.links.append(Link("/etc/systemd/system/multi-user.target.wants/k3s.service", K3S_UNIT))
     config = {
         "token-file": K3S_TOKEN,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from umhctl.results import LockResult
 from umhctl.sim.site import DeviceResult, DeviceStatus
 from umhctl.sim.state import SimSite, resolve_state_dir
 
@@ -95,3 +96,12 @@ def sim_status(file: Path, *, state_dir: Path | None = None, login: bool = True)
 
     loaded = SimSite.load(_state_dir(file, state_dir))
     return SimStatusResult(loaded, site.status(loaded, login=login))
+
+
+def sim_lock(file: Path, *, state_dir: Path | None = None) -> LockResult:
+    """`umhctl lock --sim`: publish stand-ins of what the blueprint needs now and pin them in the simulated
+    site's own lock (a version bump in the blueprint needs this, as a real site needs `umhctl lock`)."""
+    from umhctl.blueprint.loader import load_blueprint
+    from umhctl.sim.site import lock_standins
+
+    return lock_standins(load_blueprint(file), SimSite.load(_state_dir(file, state_dir)))

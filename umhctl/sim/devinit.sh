@@ -35,4 +35,4 @@ echo "umhctl sim: $host booted, sshd on $address:$port"
 # The sim operator's key is authorized from /run/umhctl-sim/authorized_keys/<user>, a file the sim writes outside
 # the device's disk: the device's own files stay exactly what Ignition (and later apply) put there.
 exec chroot "$root" /usr/sbin/sshd -D -e -o "ListenAddress=$address:$port" \
-  -o "AuthorizedKeysFile=.ssh/authorized_keys .ssh/authorized_keys.d/ignition /run/umhctl-sim/authorized_keys/%u"
+  -o "AuthorizedKeysFile=.ssh/authorized_keys /run/umhctl-sim/authorized_keys/%u"

@@ -14,11 +14,12 @@ import os
 import secrets
 import subprocess
 import tempfile
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from umhctl.errors import UmhctlError
-from umhctl.render.ignition import offline_variant
 from umhctl.sim.process import in_private_mounts
 
 IGNITION = Path("/usr/lib/dracut/modules.d/30ignition/ignition")
@@ -43,8 +44,8 @@ _GROUPS = [
 ]
 _CORE_GROUPS = ("wheel", "sudo", "docker", "adm", "systemd-journal")  # as on Flatcar
 
-# sshd as in the prototype: Ignition only writes authorized_keys.d/ignition (real Flatcar merges it into
-# authorized_keys with a unit that does not run here), so sshd reads both files.
+# sshd reads only ~/.ssh/authorized_keys, as on Flatcar (no AuthorizedKeysFile in flatcar/scripts'
+# 50-flatcar-sshd.conf): Ignition's authorized_keys.d/ignition takes effect only through update-ssh-keys.
 SSHD_CONFIG = """# Simulated Flatcar device (umhctl sim)
 Port 22
 HostKey /etc/ssh/ssh_host_ed25519_key
@@ -53,7 +54,7 @@ UsePAM yes
 PermitRootLogin no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
-AuthorizedKeysFile .ssh/authorized_keys .ssh/authorized_keys.d/ignition
+AuthorizedKeysFile .ssh/authorized_keys
 Subsystem sftp internal-sftp
 UseDNS no
 PrintMotd no
@@ -222,12 +223,38 @@ def new_machine_id(root: Path, machine_id: str | None = None) -> None:
     os.chmod(path, 0o444)
 
 
-def run_ignition(config: dict[str, Any], root: Path, *, offline: bool = True) -> str:
-    """Run Ignition's fetch-offline and files stages for `config` into `root`; returns Ignition's log."""
+def remote_sources(config: dict[str, Any]) -> list[str]:
+    """Every source Ignition would download (anything but data: URLs)."""
+    sources = []
+    for entry in config.get("storage", {}).get("files", []) or []:
+        source = (entry.get("contents") or {}).get("source") or ""
+        if source and not source.startswith("data:"):
+            sources.append(source)
+    return sources
+
+
+def run_ignition(config: dict[str, Any], root: Path) -> str:
+    """Run Ignition's fetch-offline and files stages for `config` into `root`; returns Ignition's log.
+
+    A simulated plant has no internet: a remote source is fetched for real, but only from 127.0.0.0/8 (a mirror
+    the site or a test runs there). Anything else fails as a device without a route would, only sooner (a real
+    one retries until ignition.timeouts.httpTotal). A missing file or a hash mismatch fails Ignition itself,
+    as on a device, where first boot then stops in the emergency shell.
+    """
     if not IGNITION.exists():
         raise UmhctlError(f"{IGNITION} is missing", hint="apt-get install ignition")
-    if offline and config.get("storage", {}).get("files"):  # offline_variant expects storage.files
-        config = offline_variant(config)
+    for source in remote_sources(config):
+        host = urlsplit(source).hostname or ""
+        try:
+            loopback = ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise UmhctlError(
+                f"Ignition cannot fetch {source}: a simulated plant has no internet (only 127.0.0.0/8 answers); "
+                "on a device first boot would stop in the emergency shell",
+                hint="deliver the artifacts by apply (artifacts.delivery: apply), or serve them from a mirror",
+            )
     with tempfile.TemporaryDirectory(prefix="umhctl-ignition-") as tmp:
         work = Path(tmp)
         (work / "config.ign").write_text(json.dumps(config))
@@ -286,3 +313,42 @@ def _reachable_by_core(root: Path) -> bool:
         for directory in [root.resolve(), *root.resolve().parents]
         if directory.exists()
     )
+
+
+# Units that come with a system extension (the k3s sysext ships /usr/local/lib/systemd/system/k3s.service).
+SYSEXT_UNITS = {"k3s.service": "k3s"}
+
+
+def sysext_merge(root: Path, control: Path) -> list[str]:
+    """What systemd-sysext does at boot: merge every /etc/extensions/<name>.raw whose image is there.
+
+    SIMULATION: the image is not mounted (stand-ins are no squashfs); what was merged is recorded in
+    /run/umhctl-sim/sysext/<name> (the image path), which the systemctl stand-in reads: k3s.service exists only
+    while k3s is merged. The same rule as `systemctl restart systemd-sysext` in the stand-in."""
+    merged = []
+    extensions = root / "etc/extensions"
+    for link in sorted(extensions.glob("*.raw")) if extensions.is_dir() else []:
+        target = os.readlink(link) if link.is_symlink() else str(link)
+        image = root / target.lstrip("/") if target.startswith("/") else link.parent / target
+        if image.is_file() and image.stat().st_size > 0:
+            (control / "sysext" / link.stem).write_text(target + "\n")
+            merged.append(link.stem)
+    return merged
+
+
+def merge_ssh_keys(root: Path, layer: Path) -> None:
+    """What Flatcar's update-ssh-keys-after-ignition.service does on the provisioning boot: `update-ssh-keys -u
+    USER` for every user with ~/.ssh/authorized_keys.d (flatcar/init). Runs the update-ssh-keys stand-in in the
+    device, chrooted, with the device's /usr."""
+    homes = sorted(p.parent.parent for p in (root / "home").glob("*/.ssh/authorized_keys.d") if p.is_dir())
+    for home in homes:
+        argv = in_private_mounts(
+            'mount -t overlay -o "ro,lowerdir=$2:/usr" umhctl-sim-usr "$1/usr" && exec chroot "$1" '
+            '/usr/bin/update-ssh-keys -u "$3"',
+            str(root),
+            str(layer),
+            home.name,
+        )
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise UmhctlError(f"update-ssh-keys -u {home.name} failed after Ignition: {proc.stderr.strip()[-300:]}")

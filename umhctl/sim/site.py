@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -30,19 +31,24 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from umhctl.blueprint.loader import LoadedBlueprint
 from umhctl.errors import UmhctlError
 from umhctl.fsutil import write_atomic
 from umhctl.render.system import HOST_KEY
+from umhctl.results import LockResult
 from umhctl.sim import layer as sim_layer
-from umhctl.sim import process, reset
+from umhctl.sim import process, publisher, reset
 from umhctl.sim.net import address_taken, allocate, assert_loopback, is_listening, site_base_address
 from umhctl.sim.provision import (
     IGNITION,
+    SYSEXT_UNITS,
     apply_presets,
     ensure_groups,
     make_base_root,
+    merge_ssh_keys,
     new_machine_id,
     run_ignition,
+    sysext_merge,
 )
 from umhctl.sim.state import (
     SimDevice,
@@ -151,8 +157,16 @@ def up(
         bp_names = {d.name for d in bp.devices}
         todo = [name for name in site.devices if name in bp_names and not site.running(name)]
         _check_addresses(site, todo)
+        # The watcher serves the stand-in artifact publisher: it runs before devices are provisioned, because a
+        # first boot may fetch from it (artifacts.delivery: ignition).
+        site.save()
+        if not site.watcher_running():
+            site.watcher_pid = _start_watcher(site)
+            site.save()
+        lock_standins(loaded, site)
+        source = site.artifact_source()
 
-        renders = {r.device: r for r in render_site(loaded, store, devices=todo)} if todo else {}
+        renders = {r.device: r for r in render_site(loaded, store, source, devices=todo)} if todo else {}
         operator_key = site.ensure_identity()
         layer = sim_layer.build_layer(site.layers_dir)
 
@@ -160,7 +174,7 @@ def up(
             device = site.devices[name]
             try:
                 if _needs_provisioning(site, name):
-                    _provision(site, name, renders[name].ignition)
+                    _provision(site, name, renders[name].ignition, layer)
                 _start(site, name, layer, operator_key)
                 return _result(device, "started")
             except UmhctlError as exc:
@@ -189,13 +203,46 @@ def up(
                 )
         site.write_known_hosts()
         register(loaded.path, state_dir)
-        if not site.watcher_running():
-            site.watcher_pid = _start_watcher(site)
         site.save()
     return site, [results[name] for name in site.devices]
 
 
-_OWN_ENTRIES = {".lock", "id_ed25519", "id_ed25519.pub", "site.json", "known_hosts", "watcher.log", "devices", "layers"}
+_OWN_ENTRIES = {
+    ".lock",
+    "id_ed25519",
+    "id_ed25519.pub",
+    "site.json",
+    "known_hosts",
+    "watcher.log",
+    "devices",
+    "layers",
+    publisher.DIRECTORY,
+    publisher.URL_FILE,
+    publisher.LOCK_FILE,
+}
+
+
+def lock_standins(loaded: LoadedBlueprint, site: SimSite, *, timeout: float = START_TIMEOUT) -> LockResult:
+    """Publish stand-ins of the artifacts the blueprint needs and pin them in the simulated site's lock, through
+    the publisher's HTTP (the same code path `umhctl lock` takes against a real mirror)."""
+    from umhctl import api
+    from umhctl.artifacts import needed
+
+    deadline = time.monotonic() + timeout
+    while (base := publisher.url(site.state_dir)) is None or not is_listening(*_host_port(base)):
+        if time.monotonic() > deadline:
+            raise UmhctlError(
+                f"the simulated site's artifact publisher did not start: see {site.state_dir}/watcher.log"
+            )
+        time.sleep(0.02)
+    for artifact in needed(loaded.blueprint):
+        publisher.publish(site.state_dir, artifact)
+    return dataclasses.replace(api.lock(loaded.path, artifacts=site.artifact_source()), committed=False)
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    host, _, port = url.removeprefix("http://").rstrip("/").partition(":")
+    return host, int(port)
 
 
 def _refuse_foreign_dir(state_dir: Path) -> None:
@@ -253,7 +300,7 @@ def _needs_provisioning(site: SimSite, name: str) -> bool:
     return not (site.root(name) / "etc/.ignition-result.json").exists()
 
 
-def _provision(site: SimSite, name: str, config: dict[str, Any]) -> None:
+def _provision(site: SimSite, name: str, config: dict[str, Any], layer: Path) -> None:
     """First boot: a fresh Flatcar-shaped root, then Ignition with the rendered config."""
     device_dir = site.device_dir(name)
     device_dir.mkdir(parents=True, exist_ok=True)
@@ -262,19 +309,21 @@ def _provision(site: SimSite, name: str, config: dict[str, Any]) -> None:
         _remove_tree(root)
     make_base_root(root)
     write_atomic(device_dir / "ignition.json", json.dumps(config, indent=2) + "\n", 0o600)
-    _ignite(root, config)
+    _ignite(root, config, layer)
     new_machine_id(root)
     site.devices[name].host_key = host_key_of(config)
 
 
-def _ignite(root: Path, config: dict[str, Any]) -> None:
+def _ignite(root: Path, config: dict[str, Any], layer: Path) -> None:
+    """A provisioning boot: Ignition, then what Flatcar runs once after it (presets, update-ssh-keys)."""
     try:
         ensure_groups(root, config)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         # A config staged by hand can be any JSON: let Ignition's own error speak for what it can parse.
         raise UmhctlError(f"Ignition config is malformed: {type(exc).__name__}: {exc}") from None
-    run_ignition(config, root, offline=True)
+    run_ignition(config, root)
     apply_presets(root)
+    merge_ssh_keys(root, layer)
 
 
 def _start(site: SimSite, name: str, layer: Path, operator_key: str) -> None:
@@ -312,17 +361,24 @@ def _hostname(root: Path, fallback: str) -> str:
 
 
 def _boot_control(root: Path, control: Path) -> None:
-    """A clean /run/umhctl-sim for this boot: no pending request; enabled units are active (systemd starts them)."""
+    """A clean /run/umhctl-sim for this boot: no pending request; systemd-sysext merges the extensions whose
+    images are there; enabled units are active (systemd starts them) if their unit file exists."""
     if control.exists():
         shutil.rmtree(control)
     (control / "active").mkdir(parents=True)
+    (control / "sysext").mkdir()
     os.chmod(control, 0o755)
+    merged = sysext_merge(root, control)
     units = root / "etc/systemd/system"
     for wants in [*units.glob("*.wants"), *units.glob("*.requires")]:
         for link in wants.iterdir():
             masked = (units / link.name).is_symlink() and os.readlink(units / link.name) == "/dev/null"
-            if not masked:
-                (control / "active" / link.name).touch()
+            if masked:
+                continue
+            extension = SYSEXT_UNITS.get(link.name)
+            if extension is not None and extension not in merged:
+                continue  # its unit file comes with an extension that is not merged: systemd finds no unit
+            (control / "active" / link.name).touch()
 
 
 def _tail(path: Path, lines: int = 12) -> str:
@@ -333,6 +389,7 @@ def _tail(path: Path, lines: int = 12) -> str:
 
 
 def _start_watcher(site: SimSite) -> int:
+    (site.state_dir / publisher.URL_FILE).unlink(missing_ok=True)  # the new watcher writes its own
     # The package's parent goes on PYTHONPATH so the watcher finds umhctl also when it runs from a checkout.
     package_parent = str(Path(__file__).resolve().parent.parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
@@ -390,17 +447,17 @@ def _reboot(site: SimSite, name: str, *, power_off: bool) -> None:
         return
     root = site.root(name)
     try:
+        layer = Path(device.layer) if device.layer else sim_layer.build_layer(site.layers_dir)
         if reset.staged_first_boot(root):
             reset.selective_reset(root)
             make_base_root(root, keep_existing=True)
             config = _first_boot_config(site, name)
-            _ignite(root, config)
+            _ignite(root, config, layer)
             # A config without a host key leaves the device the one it kept (flatcar-reset -K '/etc/ssh/ssh_host_.*').
             device.host_key = host_key_of(config) or device.host_key
             if not (root / "etc/machine-id").exists():
                 new_machine_id(root, reset.kernel_args(root).get("systemd.machine_id"))
             reset.clear_first_boot(root)
-        layer = Path(device.layer) if device.layer else sim_layer.build_layer(site.layers_dir)
         _start(site, name, layer, site.ensure_identity())
     except UmhctlError as exc:
         device.status, device.message, device.pid = "failed", str(exc), None
@@ -473,10 +530,10 @@ def down(state_dir: Path) -> list[str]:
         leftover = process.stop(stray + [d for p in stray for d in process.descendants(p)])
         if leftover:
             raise UmhctlError(f"processes {leftover} of the simulated site would not stop")
-        for entry in ("devices", "layers"):
+        for entry in ("devices", "layers", publisher.DIRECTORY):
             if (state_dir / entry).exists():
                 _remove_tree(state_dir / entry)
-        for entry in ("site.json", "known_hosts", "watcher.log"):
+        for entry in ("site.json", "known_hosts", "watcher.log", publisher.URL_FILE, publisher.LOCK_FILE):
             (state_dir / entry).unlink(missing_ok=True)
         unregister(state_dir)
     return stopped

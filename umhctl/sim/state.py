@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from umhctl.artifacts import ArtifactSource, LockFile
 from umhctl.errors import UmhctlError
 from umhctl.fsutil import write_atomic, xdg_dir
 from umhctl.inventory import Inventory
@@ -124,10 +125,27 @@ class SimSite:
 
     def inventory(self) -> Inventory:
         """What plan/apply/reset use in place of the blueprint's addresses: loopback endpoints, the site's own
-        known_hosts (from the rendered host keys) and the sim operator key."""
+        known_hosts (from the rendered host keys), the sim operator key, and its stand-in artifacts."""
         return Inventory(
-            f"the simulated site in {self.state_dir}", self.endpoints(), self.known_hosts, self.identity, self.user
+            f"the simulated site in {self.state_dir}",
+            self.endpoints(),
+            self.known_hosts,
+            self.identity,
+            self.user,
+            self.artifact_source(),
         )
+
+    def artifact_source(self) -> ArtifactSource:
+        """The stand-in publisher and the simulated site's own lock (never the site's lock file)."""
+        from umhctl.sim import publisher
+
+        base = publisher.url(self.state_dir)
+        if base is None:
+            raise UmhctlError(
+                f"the simulated site in {self.state_dir} has no artifact publisher running",
+                hint="start it again with: umhctl sim up -f BLUEPRINT",
+            )
+        return ArtifactSource(base, LockFile.load(self.state_dir / publisher.LOCK_FILE))
 
     @property
     def identity(self) -> Path:

@@ -2,8 +2,9 @@
 
 `sim up` starts one per site (its pid is in site.json; `sim down` stops it). It polls the devices' reboot
 requests (written by the systemctl/reboot stand-in) and lets `process_reboots` handle them, so a device that
-runs `sudo systemctl reboot` goes down and comes back by itself, like real hardware. It ends when the site is
-taken down (site.json disappears) or on SIGTERM.
+runs `sudo systemctl reboot` goes down and comes back by itself, like real hardware. It also serves the site's
+stand-in artifact publisher (umhctl.sim.publisher) on the site's base address. It ends when the site is taken
+down (site.json disappears) or on SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,8 +20,13 @@ INTERVAL = 0.1
 
 
 def watch(state_dir: Path, interval: float = INTERVAL) -> None:
+    import json
+
+    from umhctl.sim import publisher
     from umhctl.sim.site import process_reboots
 
+    address = json.loads((state_dir / "site.json").read_text())["base_address"]
+    server = publisher.serve(state_dir, address)
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -39,6 +45,7 @@ def watch(state_dir: Path, interval: float = INTERVAL) -> None:
                 traceback.print_exc()
                 sys.stderr.flush()
         time.sleep(interval)
+    server.shutdown()
 
 
 def main(argv: list[str]) -> int:

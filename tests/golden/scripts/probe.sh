@@ -2,6 +2,10 @@ set -u
 umask 077
 paths=(/etc/hostname /etc/localtime)
 if [ -f /var/lib/umhctl/managed.list ]; then mapfile -t -O "${#paths[@]}" paths < /var/lib/umhctl/managed.list; fi
+# Directories umhctl owns whole (artifact images): everything in them counts, leftovers included.
+for d in /opt/extensions/k3s; do
+  [ -d "$d" ] && while IFS= read -r -d '' f; do paths+=("$f"); done < <(find "$d" -mindepth 1 -maxdepth 1 -print0)
+done
 declare -A seen=(); unique=()
 for p in "${paths[@]}"; do [ -n "${seen[$p]+x}" ] || { seen[$p]=1; unique+=("$p"); }; done
 paths=("${unique[@]}")
