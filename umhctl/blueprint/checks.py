@@ -7,13 +7,22 @@ reference that does not resolve), with a hint where one helps.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
 
-from umhctl.blueprint.model import IOLINK_MASTER_PORTS, Device, SiteBlueprint
+from umhctl.blueprint.datapath import stored_tag_name
+from umhctl.blueprint.model import (
+    IOLINK_MASTER_PORTS,
+    TAG_NAME_PATTERN,
+    TAG_NAME_PROBLEM,
+    Device,
+    Sensor,
+    SiteBlueprint,
+)
 from umhctl.blueprint.yamlsource import SourceMap
 from umhctl.diagnostics import Diagnostic
 
@@ -33,6 +42,7 @@ class _Report:
 
     def warning(self, path: Loc, message: str, hint: str | None = None) -> None:
         self.items.append(self.source.diagnostic(path, message, hint=hint, severity="warning"))
+
 
     def unique(self, what: str, entries: Iterable[tuple[Any, Loc]]) -> None:
         first: dict[Any, Loc] = {}
@@ -295,6 +305,27 @@ def _check_services(bp: SiteBlueprint, report: _Report) -> None:
             )
     for i, db in enumerate(bp.databases):
         report.unique("database user", ((u.name, ("databases", i, "users", j, "name")) for j, u in enumerate(db.users)))
+        for j, user in enumerate(db.users):
+            if user.name in RESERVED_DATABASE_USERS:
+                report.error(
+                    ("databases", i, "users", j, "name"),
+                    f"database user '{user.name}' belongs to the UMH chart: {RESERVED_DATABASE_USERS[user.name]}",
+                    "give the blueprint's user another name",
+                )
+
+
+# Roles the UMH 0.29.0 chart and its TimescaleDB sub-chart create and use themselves: the setup Job must not
+# change their passwords or grants (the historian bridge's DSN, for one, carries the chart's built-in password).
+RESERVED_DATABASE_USERS = {
+    "postgres": "the superuser the setup Job itself logs in as",
+    "kafkatopostgresqlv2": "the historian bridge writes umh_v2 as this user, with the chart's built-in password",
+    "factoryinsight": "factoryinsight's own user",
+    "grafana": "Grafana's own database user (grafana.ini)",
+    "admin": "a Patroni role of the timescaledb-single sub-chart",
+    "standby": "a Patroni replication role of the timescaledb-single sub-chart",
+}
+# The _historian payload carries its timestamp under this key: a tag of that name would be taken for it.
+RESERVED_TAG_NAMES = ("timestamp_ms",)
 
 
 def _check_masters_and_sensors(bp: SiteBlueprint, report: _Report) -> None:
@@ -336,15 +367,20 @@ def _check_masters_and_sensors(bp: SiteBlueprint, report: _Report) -> None:
         "sensor port",
         ((f"{s.master} port {s.port}", ("sensors", i, "port")) for i, s in enumerate(bp.sensors)),
     )
+    # The bridge keys rows by (asset, name, timestamp): two values under one name in one work cell would overwrite
+    # each other's readings (ON CONFLICT DO NOTHING keeps whichever came first).
     report.unique(
         "tag in work cell",
         (
-            (f"{s.work_cell}: {s.tag or s.name}", ("sensors", i, "tag" if s.tag else "name"))
+            (f"{s.work_cell}: {stored_tag_name(v)}", _value_name_at(i, j, v.tag))
             for i, s in enumerate(bp.sensors)
+            for j, v in enumerate(s.values)
         ),
     )
+    _check_iodd_urls(bp, report)
     for i, sensor in enumerate(bp.sensors):
         at = ("sensors", i)
+        _check_sensor_values(i, sensor, report)
         report.reference(at + ("workCell",), "work cell", sensor.work_cell, cells)
         if report.reference(at + ("master",), "IO-Link master", sensor.master, by_name):
             ports = by_name[sensor.master].port_count
@@ -355,6 +391,45 @@ def _check_masters_and_sensors(bp: SiteBlueprint, report: _Report) -> None:
                     f"({by_name[sensor.master].model}) has {ports} ports",
                     f"use a port from 1 to {ports}",
                 )
+
+
+def _value_name_at(sensor: int, value: int, tag: str | None) -> Loc:
+    return ("sensors", sensor, "values", value, "tag" if tag is not None else "processData")
+
+
+def _check_sensor_values(i: int, sensor: Sensor, report: _Report) -> None:
+    report.unique(
+        "process-data value",
+        ((v.process_data, ("sensors", i, "values", j, "processData")) for j, v in enumerate(sensor.values)),
+    )
+    for j, value in enumerate(sensor.values):
+        name = stored_tag_name(value)
+        where = _value_name_at(i, j, value.tag)
+        if value.tag is None and not re.fullmatch(TAG_NAME_PATTERN, name):
+            report.error(
+                where,
+                f"process-data name '{name}' is not {TAG_NAME_PROBLEM}, so it cannot be the tag it is stored under",
+                f"give this value a tag, e.g. 'tag: {re.sub(r'[^A-Za-z0-9_]+', '_', name).strip('_') or 'value'}'",
+            )
+        elif name in RESERVED_TAG_NAMES:
+            report.error(where, f"'{name}' cannot be a tag: the _historian payload carries its timestamp under it")
+
+
+def _check_iodd_urls(bp: SiteBlueprint, report: _Report) -> None:
+    """sensorconnect keeps one IODD per vendor and device id: two sensors of one type cannot name two IODDs."""
+    first: dict[tuple[int, int], tuple[str, int]] = {}
+    for i, sensor in enumerate(bp.sensors):
+        if sensor.iodd_url is None:
+            continue
+        key = (sensor.vendor_id, sensor.device_id)
+        url, index = first.setdefault(key, (sensor.iodd_url, i))
+        if url != sensor.iodd_url:
+            report.error(
+                ("sensors", i, "ioddUrl"),
+                f"vendorId {key[0]} / deviceId {key[1]} already has ioddUrl '{url}' (sensor "
+                f"'{bp.sensors[index].name}'): sensorconnect keeps one IODD per device type",
+                "use the same ioddUrl for every sensor of this type",
+            )
 
 
 def _check_forwarding(bp: SiteBlueprint, report: _Report) -> None:
@@ -412,28 +487,31 @@ def _check_dashboards(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> N
         _check_json_file(dash.file, at + ("file",), report, files)
 
 
-def _check_json_file(relative: str, path: Loc, report: _Report, files: RepoFiles) -> None:
+def _check_json_file(relative: str, path: Loc, report: _Report, files: RepoFiles) -> tuple[Any, str] | None:
+    """The dashboard's JSON and its text, or None (reported) when it cannot be read as a dashboard."""
     target = files.resolve(relative)
     if target is None:
         report.error(
             path, f"'{relative}' is outside the blueprint's repository", "keep dashboards inside the repository"
         )
-        return
+        return None
     try:
         text = target.read_text(encoding="utf-8")
     except FileNotFoundError:
         report.error(path, f"dashboard file '{relative}' does not exist")
-        return
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         report.error(path, f"cannot read dashboard file '{relative}': {exc}")
-        return
+        return None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         report.error(path, f"'{relative}' is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
-        return
+        return None
     if not isinstance(data, dict):
         report.error(path, f"'{relative}' must hold a Grafana dashboard object, not a JSON {type(data).__name__}")
+        return None
+    return data, text
 
 
 # Paths umhctl renders itself (umhctl/render): a site file must not take them over.
