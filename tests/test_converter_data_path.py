@@ -9,6 +9,7 @@ the rule the dashboard check relies on.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -31,6 +32,11 @@ from .nodered_js import Message
 pytestmark = pytest.mark.skipif(
     nodered_js.NODE is None, reason="needs node (Debian package nodejs; scripts/setup.sh installs it)"
 )
+@pytest.fixture(scope="module")
+def secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("secrets")
+
+
 RECORDED = json.loads((ROOT / "tests" / "data" / "sensorconnect" / "messages.json").read_text())
 
 
@@ -54,6 +60,7 @@ def sensorconnect_message(master: IoLinkMaster, sensor: Sensor, payload: dict[st
     )
 
 
+@functools.cache
 def converter_configs(path: Path, secrets: Path) -> tuple[SiteBlueprint, dict[str, dict[str, Any]]]:
     """The rendered benthos config of every converter of an example, by master name."""
     loaded = load_blueprint(path)
@@ -80,8 +87,8 @@ def published_topic(config: dict[str, Any], result: nodered_js.Result) -> str:
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
-def test_each_sensor_value_is_stored_as_a_number_under_its_tag(path: Path, tmp_path: Path) -> None:
-    bp, configs = converter_configs(path, tmp_path / "secrets")
+def test_each_sensor_value_is_stored_as_a_number_under_its_tag(path: Path, secrets: Path) -> None:
+    bp, configs = converter_configs(path, secrets)
     masters = {m.name: m for m in bp.io_link_masters}
     jobs = []
     for name, config in configs.items():
@@ -111,9 +118,9 @@ def test_each_sensor_value_is_stored_as_a_number_under_its_tag(path: Path, tmp_p
     assert checked == sum(len(s.values) for s in bp.sensors)
 
 
-def test_the_vvb001_example_from_the_sensorconnect_docs(tmp_path: Path) -> None:
+def test_the_vvb001_example_from_the_sensorconnect_docs(secrets: Path) -> None:
     """press-vibration publishes v-Rms and a-Peak of the docs' VVB001 message, scaled, in one message."""
-    bp, configs = converter_configs(EXAMPLES[0], tmp_path)
+    bp, configs = converter_configs(EXAMPLES[0], secrets)
     sensor = next(s for s in bp.sensors if s.name == "press-vibration")
     master = next(m for m in bp.io_link_masters if m.name == sensor.master)
     ((result,),) = nodered_js.run([(script(configs[master.name]), [sensorconnect_message(master, sensor)])])
@@ -124,8 +131,8 @@ def test_the_vvb001_example_from_the_sensorconnect_docs(tmp_path: Path) -> None:
     assert isinstance(payload["timestamp_ms"], int)
 
 
-def test_what_is_not_published(tmp_path: Path) -> None:
-    bp, configs = converter_configs(EXAMPLES[0], tmp_path)
+def test_what_is_not_published(secrets: Path) -> None:
+    bp, configs = converter_configs(EXAMPLES[0], secrets)
     master = next(m for m in bp.io_link_masters if m.name == "master-line1")
     temperature = next(s for s in bp.sensors if s.name == "press-temperature")
     ok = sensorconnect_message(master, temperature)
@@ -146,9 +153,9 @@ def test_what_is_not_published(tmp_path: Path) -> None:
     assert any('no number for "Temperature"' in line for line in results[3].logs)
 
 
-def test_booleans_are_published_as_numbers(tmp_path: Path) -> None:
+def test_booleans_are_published_as_numbers(secrets: Path) -> None:
     """A switching output (BooleanT) would land in tag_string as 'true'; the converter sends 1 or 0."""
-    bp, configs = converter_configs(EXAMPLES[0], tmp_path)
+    bp, configs = converter_configs(EXAMPLES[0], secrets)
     master = next(m for m in bp.io_link_masters if m.name == "master-line1")
     sensor = next(s for s in bp.sensors if s.name == "welding-distance")
     code = script(configs["master-line1"]).replace('"processData": "Distance"', '"processData": "OUT1"')

@@ -118,7 +118,12 @@ def helm_chart(bp: SiteBlueprint, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def setup_sql(
-    bp: SiteBlueprint, hub: Device, database: Database, *, wait_seconds: int = TABLE_WAIT_SECONDS, poll_seconds: int = 5
+    bp: SiteBlueprint,
+    hub: Device,
+    database: Database,
+    *,
+    wait_seconds: float = TABLE_WAIT_SECONDS,
+    poll_seconds: float = 5,
 ) -> str:
     """The SQL the setup Job runs in umh_v2: wait for UMH's tables, then users with their roles, then retention."""
     users = [
