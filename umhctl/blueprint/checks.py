@@ -619,8 +619,10 @@ def _check_dashboard_queries(
                         "warning",
                     )
             if not query.names and query.assets and not query.has_or and not in_filter:
+                # Point at a filter nothing matches on its own, if there is one: that is the likely mistake.
+                culprit = next((f for f in query.assets if not any(f.matches(t.asset) for t in on_hub)), None)
                 problem(
-                    query.assets[0].literal.start,
+                    (culprit or query.assets[0]).literal.start,
                     f"{panel} of dashboard '{dash.name}' reads tags where {query.describe_assets()}, and no sensor "
                     f"stores any there on hub '{hub}'",
                     f"work cells with data on hub '{hub}': {_cells(on_hub) or 'none'}",

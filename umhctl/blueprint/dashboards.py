@@ -249,7 +249,8 @@ def parse_query(sql: str) -> TagQuery | None:
             kind = "=" if op in ("=", "in") else op
             query.names += [NameTest(kind, Literal(t.value, t.start)) for t in checkable]
         elif table == "asset" and column in ASSET_COLUMNS and op == "=" and checkable:
-            query.assets.append(AssetFilter(((column, checkable[0].value),), Literal(checkable[0].value, tok.start)))
+            literal = Literal(checkable[0].value, checkable[0].start)
+            query.assets.append(AssetFilter(((column, literal.value),), literal))
         i = end
     return query
 
