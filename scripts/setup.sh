@@ -11,8 +11,10 @@ fi
 
 # git: blueprints live in git; ignition: ignition-validate and the real Ignition binary for render checks
 # and simulated devices; openssh-server and sudo: simulated devices are real sshd processes whose core user
-# has passwordless sudo, as on Flatcar.
-packages=(git python3 python3-venv python3-pip ignition openssh-server openssh-client sudo iproute2 util-linux)
+# has passwordless sudo, as on Flatcar; nodejs: the tests run the converters' rendered JavaScript (no benthos here);
+# postgresql (15): the tests run the TimescaleDB setup Job's SQL and check each database role against a real server.
+packages=(git python3 python3-venv python3-pip ignition openssh-server openssh-client sudo iproute2 util-linux nodejs
+  postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -116,9 +116,7 @@ def test_cross_checks_report_all_problems(demo_text: str) -> None:
     bad = (
         demo_text.replace("master: master-line1, port: 2,", "master: master-line1, port: 9,")
         .replace("master: master-line2, port: 2,", "master: master-line2, port: 1,")
-        .replace(
-            "workCell: assembly/line-2/paint, tag: temperature", "workCell: assembly/line-2/pain, tag: temperature"
-        )
+        .replace("workCell: assembly/line-2/paint,", "workCell: assembly/line-2/pain,", 1)
     )
     errors = _validate(bad)
     messages = " | ".join(m for *_, m in errors)

@@ -3,9 +3,11 @@
 Each case states what `umhctl validate` must report on its first line,
 
     # expect: LINE:COL <message fragment>
+    # expect: FILE:LINE:COL <message fragment>
 
 or, when the file cannot carry that line (an empty file, a tab on line 1), in `<name>.yaml.expect` next to it.
-LINE:COL is 1-based and counts the expect line itself. The check: exit code 1, a diagnostic
+LINE:COL is 1-based and counts the expect line itself. FILE, relative to the case, names another file the problem
+is reported in (a dashboard whose query the blueprint's sensors do not answer). The check: exit code 1, a diagnostic
 `<path>:<LINE>:<COL>: error: ...` whose message or hint contains the fragment, and no traceback.
 """
 
@@ -28,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "blueprint" / "broken"
 CASES = sorted(CORPUS.glob("*.yaml"))  # top level only: dashboards/ and files/ hold what the cases point at
 
-_EXPECT = re.compile(r"#\s*expect:\s*(\d+):(\d+)\s+(\S.*?)\s*$")
+_EXPECT = re.compile(r"#\s*expect:\s*(?:(\S+?):)?(\d+):(\d+)\s+(\S.*?)\s*$")
 
 # In this typer/click version CliRunner keeps stdout and stderr apart (result.stdout, result.stderr) and
 # result.output is both interleaved, as a terminal would show them. Diagnostics go to stdout, other errors
@@ -41,6 +43,10 @@ class Expectation:
     line: int
     column: int
     fragment: str
+    file: str | None = None  # relative to the case; None: the case itself
+
+    def path(self, case: str) -> str:
+        return case if self.file is None else os.path.normpath(os.path.join(os.path.dirname(case), self.file))
 
 
 def expectation(case: Path) -> Expectation:
@@ -50,7 +56,7 @@ def expectation(case: Path) -> Expectation:
     first = raw.split(b"\n", 1)[0].decode("utf-8")
     match = _EXPECT.fullmatch(first)
     assert match, f"{case.name}: first line must be '# expect: LINE:COL fragment', got {first!r}"
-    return Expectation(int(match[1]), int(match[2]), match[3])
+    return Expectation(int(match[2]), int(match[3]), match[4], match[1])
 
 
 def diagnostics_at(output: str, path: str, line: int, column: int) -> list[str]:
@@ -86,7 +92,7 @@ def test_broken_blueprint_is_reported(case: Path) -> None:
     path = str(case)
     result = runner.invoke(app, ["validate", "-f", path])
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert_reported(result.output, result.exit_code, path, expected)
+    assert_reported(result.output, result.exit_code, expected.path(path), expected)
 
 
 def case_named(short_name: str) -> Path:

@@ -101,7 +101,7 @@ def test_sensor_change_touches_exactly_the_affected_files_on_the_affected_device
     assert code == 0, out
     assert site.plan("--detailed-exitcode")[0] == 0
     converter = site.device_file("edge-02", f"{manifests}/umhctl-converter-master-line2.yaml").read_text()
-    assert "acme.cologne.assembly.line-1.welding" in converter
+    assert "umh/v1/acme/cologne/assembly/line-1/welding/_historian" in converter
 
 
 def test_hand_edit_is_shown_as_drift_and_repaired(site: Site) -> None:

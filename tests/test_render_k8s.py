@@ -142,26 +142,63 @@ def test_dashboards_only_on_their_hubs(renders) -> None:
         assert files == {f"{name}.yaml" for name in expected}
 
 
+def _converter_config(renders: list[DeviceRender], device: str, master: str) -> dict[str, Any]:
+    edge = next(r for r in renders if r.device == device)
+    configmap, _ = _docs(edge.state.file(f"{K3S_MANIFESTS}/umhctl-converter-{master}.yaml").content.decode())
+    config: dict[str, Any] = YAML(typ="safe", pure=True).load(configmap["data"]["benthos.yaml"])
+    return config
+
+
 def test_converters_publish_each_sensor_to_its_isa95_topic(renders) -> None:
-    bp = load_blueprint(BLUEPRINTS / "demo-site.yaml").blueprint
-    edge = next(r for r in renders["demo-site.yaml"] if r.device == "edge-01")
-    configmap, deployment = _docs(
-        edge.state.file(f"{K3S_MANIFESTS}/umhctl-converter-master-line1.yaml").content.decode()
-    )
-    config = YAML(typ="safe", pure=True).load(configmap["data"]["benthos.yaml"])
-    assert config["input"]["sensorconnect"]["device_address"] == "198.51.100.20"
-    assert {(d["vendor_id"], d["device_id"]) for d in config["input"]["sensorconnect"]["devices"]} == {
-        (s.vendor_id, s.device_id) for s in bp.sensors if s.master == "master-line1"
-    }
-    script = config["pipeline"]["processors"][0]["tag_processor"]["defaults"]
+    config = _converter_config(renders["demo-site.yaml"], "edge-01", "master-line1")
+    assert config["input"]["sensorconnect"] == {"device_address": "198.51.100.20", "devices": []}
+    (processor,) = config["pipeline"]["processors"]
+    script = processor["nodered_js"]["code"]
     ports = json.loads(script.split("const ports = ", 1)[1].split(";\n", 1)[0])
-    assert ports["1"] == {"location_path": "acme.cologne.assembly.line-1.press", "tag_name": "vibration"}
+    assert ports["2"] == {
+        "sensor": "press-temperature",
+        "vendorId": "310",
+        "deviceId": "733",
+        "topic": "umh/v1/acme/cologne/assembly/line-1/press/_historian",
+        "values": [{"processData": "Temperature", "tag": "temperature", "scale": 0.1}],
+    }
+    assert [v["tag"] for v in ports["1"]["values"]] == ["vibration", "vibrationPeak"]
     assert set(ports) == {"1", "2", "3"}
     assert config["output"]["mqtt"]["urls"] == ["tcp://192.0.2.10:1883"], "edges publish to their hub's broker"
+    assert config["output"]["mqtt"]["topic"] == '${! meta("umhctl_topic") }'
+    edge = next(r for r in renders["demo-site.yaml"] if r.device == "edge-01")
+    _, deployment = _docs(edge.state.file(f"{K3S_MANIFESTS}/umhctl-converter-master-line1.yaml").content.decode())
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "ghcr.io/united-manufacturing-hub/benthos-umh:0.12.6"
     hub_files = [f.path for f in next(r for r in renders["demo-site.yaml"] if r.device == "hub-01").state.files]
     assert not any("converter" in p for p in hub_files), "the demo hub polls no master"
+
+
+@pytest.mark.parametrize("example", [p.name for p in EXAMPLES])
+def test_no_sensorconnect_device_entry_without_an_iodd_url(renders, example: str) -> None:
+    """benthos-umh requires iodd_url in every `devices` entry and downloads each at start (sensorconnect.go)."""
+    for r in renders[example]:
+        for f in r.state.files:
+            if "umhctl-converter-" in f.path:
+                config = YAML(typ="safe", pure=True).load(_docs(f.content.decode())[0]["data"]["benthos.yaml"])
+                devices = config["input"]["sensorconnect"]["devices"]
+                assert all(isinstance(d.get("iodd_url"), str) and d["iodd_url"] for d in devices), (f.path, devices)
+
+
+def test_devices_lists_only_sensors_with_an_iodd_url(demo_text: str, tmp_path) -> None:
+    url = "https://iodd.example.com/ifm-TV7105.xml"
+    cell = "workCell: assembly/line-1/press,"
+    text = demo_text.replace(f"deviceId: 733, {cell}", f"deviceId: 733, ioddUrl: '{url}', {cell}")
+    for name in ("known_hosts", "dashboards/line-overview.json", "files/journald-retention.conf.j2"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes((BLUEPRINTS / name).read_bytes())
+    (tmp_path / "bp.yaml").write_text(text)
+    loaded = load_blueprint(tmp_path / "bp.yaml")
+    store = SecretStore.for_blueprint(loaded.blueprint, tmp_path, tmp_path / "secrets")
+    config = _converter_config(render_site(loaded, store), "edge-01", "master-line1")
+    assert config["input"]["sensorconnect"]["devices"] == [{"device_id": 733, "vendor_id": 310, "iodd_url": url}]
+    devices = _converter_config(render_site(loaded, store), "edge-02", "master-line2")["input"]["sensorconnect"]
+    assert devices["devices"] == [{"device_id": 733, "vendor_id": 310, "iodd_url": url}], "the type's IODD, everywhere"
 
 
 def test_secret_manifests_are_0600_and_separate(renders) -> None:

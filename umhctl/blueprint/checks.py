@@ -6,16 +6,30 @@ reference that does not resolve), with a hint where one helps.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import re
 import subprocess
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
 
-from umhctl.blueprint.model import IOLINK_MASTER_PORTS, Device, Interface, SiteBlueprint
+from umhctl.blueprint.dashboards import SqlTarget, parse_query, sql_targets
+from umhctl.blueprint.datapath import StoredTag, stored_tag_name, stored_tags
+from umhctl.blueprint.model import (
+    IOLINK_MASTER_PORTS,
+    TAG_NAME_PATTERN,
+    TAG_NAME_PROBLEM,
+    Dashboard,
+    Device,
+    Interface,
+    Sensor,
+    SiteBlueprint,
+)
 from umhctl.blueprint.yamlsource import SourceMap
-from umhctl.diagnostics import Diagnostic
+from umhctl.diagnostics import Diagnostic, Severity, format_path
 
 Loc = tuple[str | int, ...]
 
@@ -33,6 +47,13 @@ class _Report:
 
     def warning(self, path: Loc, message: str, hint: str | None = None) -> None:
         self.items.append(self.source.diagnostic(path, message, hint=hint, severity="warning"))
+
+    def in_file(
+        self, file: str, position: tuple[int, int], path: Loc, message: str, hint: str | None, severity: Severity
+    ) -> None:
+        """A problem in another file the blueprint points at (a dashboard), at its own line and column."""
+        line, column = position
+        self.items.append(Diagnostic(file, line, column, message, severity, hint, format_path(path)))
 
     def unique(self, what: str, entries: Iterable[tuple[Any, Loc]]) -> None:
         first: dict[Any, Loc] = {}
@@ -346,6 +367,27 @@ def _check_services(bp: SiteBlueprint, report: _Report) -> None:
             )
     for i, db in enumerate(bp.databases):
         report.unique("database user", ((u.name, ("databases", i, "users", j, "name")) for j, u in enumerate(db.users)))
+        for j, user in enumerate(db.users):
+            if user.name in RESERVED_DATABASE_USERS:
+                report.error(
+                    ("databases", i, "users", j, "name"),
+                    f"database user '{user.name}' belongs to the UMH chart: {RESERVED_DATABASE_USERS[user.name]}",
+                    "give the blueprint's user another name",
+                )
+
+
+# Roles the UMH 0.29.0 chart and its TimescaleDB sub-chart create and use themselves: the setup Job must not
+# change their passwords or grants (the historian bridge's DSN, for one, carries the chart's built-in password).
+RESERVED_DATABASE_USERS = {
+    "postgres": "the superuser the setup Job itself logs in as",
+    "kafkatopostgresqlv2": "the historian bridge writes umh_v2 as this user, with the chart's built-in password",
+    "factoryinsight": "factoryinsight's own user",
+    "grafana": "Grafana's own database user (grafana.ini)",
+    "admin": "a Patroni role of the timescaledb-single sub-chart",
+    "standby": "a Patroni replication role of the timescaledb-single sub-chart",
+}
+# The _historian payload carries its timestamp under this key: a tag of that name would be taken for it.
+RESERVED_TAG_NAMES = ("timestamp_ms",)
 
 
 def _check_masters_and_sensors(bp: SiteBlueprint, report: _Report) -> None:
@@ -387,15 +429,20 @@ def _check_masters_and_sensors(bp: SiteBlueprint, report: _Report) -> None:
         "sensor port",
         ((f"{s.master} port {s.port}", ("sensors", i, "port")) for i, s in enumerate(bp.sensors)),
     )
+    # The bridge keys rows by (asset, name, timestamp): two values under one name in one work cell would overwrite
+    # each other's readings (ON CONFLICT DO NOTHING keeps whichever came first).
     report.unique(
         "tag in work cell",
         (
-            (f"{s.work_cell}: {s.tag or s.name}", ("sensors", i, "tag" if s.tag else "name"))
+            (f"{s.work_cell}: {stored_tag_name(v)}", _value_name_at(i, j, v.tag))
             for i, s in enumerate(bp.sensors)
+            for j, v in enumerate(s.values)
         ),
     )
+    _check_iodd_urls(bp, report)
     for i, sensor in enumerate(bp.sensors):
         at = ("sensors", i)
+        _check_sensor_values(i, sensor, report)
         report.reference(at + ("workCell",), "work cell", sensor.work_cell, cells)
         if report.reference(at + ("master",), "IO-Link master", sensor.master, by_name):
             ports = by_name[sensor.master].port_count
@@ -406,6 +453,45 @@ def _check_masters_and_sensors(bp: SiteBlueprint, report: _Report) -> None:
                     f"({by_name[sensor.master].model}) has {ports} ports",
                     f"use a port from 1 to {ports}",
                 )
+
+
+def _value_name_at(sensor: int, value: int, tag: str | None) -> Loc:
+    return ("sensors", sensor, "values", value, "tag" if tag is not None else "processData")
+
+
+def _check_sensor_values(i: int, sensor: Sensor, report: _Report) -> None:
+    report.unique(
+        "process-data value",
+        ((v.process_data, ("sensors", i, "values", j, "processData")) for j, v in enumerate(sensor.values)),
+    )
+    for j, value in enumerate(sensor.values):
+        name = stored_tag_name(value)
+        where = _value_name_at(i, j, value.tag)
+        if value.tag is None and not re.fullmatch(TAG_NAME_PATTERN, name):
+            report.error(
+                where,
+                f"process-data name '{name}' is not {TAG_NAME_PROBLEM}, so it cannot be the tag it is stored under",
+                f"give this value a tag, e.g. 'tag: {re.sub(r'[^A-Za-z0-9_]+', '_', name).strip('_') or 'value'}'",
+            )
+        elif name in RESERVED_TAG_NAMES:
+            report.error(where, f"'{name}' cannot be a tag: the _historian payload carries its timestamp under it")
+
+
+def _check_iodd_urls(bp: SiteBlueprint, report: _Report) -> None:
+    """sensorconnect keeps one IODD per vendor and device id: two sensors of one type cannot name two IODDs."""
+    first: dict[tuple[int, int], tuple[str, int]] = {}
+    for i, sensor in enumerate(bp.sensors):
+        if sensor.iodd_url is None:
+            continue
+        key = (sensor.vendor_id, sensor.device_id)
+        url, index = first.setdefault(key, (sensor.iodd_url, i))
+        if url != sensor.iodd_url:
+            report.error(
+                ("sensors", i, "ioddUrl"),
+                f"vendorId {key[0]} / deviceId {key[1]} already has ioddUrl '{url}' (sensor "
+                f"'{bp.sensors[index].name}'): sensorconnect keeps one IODD per device type",
+                "use the same ioddUrl for every sensor of this type",
+            )
 
 
 def _check_forwarding(bp: SiteBlueprint, report: _Report) -> None:
@@ -438,7 +524,12 @@ def _check_forwarding(bp: SiteBlueprint, report: _Report) -> None:
             reported.add(edge.hub)
 
 
+# Problems in these parts make the list of stored tags wrong; dashboards are checked against it only without them.
+_DATA_PATH_PARTS = ("location", "devices", "ioLinkMasters", "sensors")
+
+
 def _check_dashboards(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None:
+    data_path_ok = not any(d.severity == "error" and d.path.startswith(_DATA_PATH_PARTS) for d in report.items)
     roles = _first((d.name, d.role) for d in bp.devices)
     databases = {db.device for db in bp.databases}
     hubs = [d.name for d in bp.hubs()]
@@ -460,31 +551,134 @@ def _check_dashboards(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> N
                     report.error(
                         path, f"hub '{hub}' has no database for datasource 'timescaledb'", "add it under 'databases'"
                     )
-        _check_json_file(dash.file, at + ("file",), report, files)
+        loaded = _check_json_file(dash.file, at + ("file",), report, files)
+        if loaded is not None and data_path_ok:
+            served = [t for t in targets if roles.get(t) == "hub" and t in databases]
+            _check_dashboard_queries(bp, i, dash, served, *loaded, report)
 
 
-def _check_json_file(relative: str, path: Loc, report: _Report, files: RepoFiles) -> None:
+def _check_json_file(relative: str, path: Loc, report: _Report, files: RepoFiles) -> tuple[Any, str] | None:
+    """The dashboard's JSON and its text, or None (reported) when it cannot be read as a dashboard."""
     target = files.resolve(relative)
     if target is None:
         report.error(
             path, f"'{relative}' is outside the blueprint's repository", "keep dashboards inside the repository"
         )
-        return
+        return None
     try:
         text = target.read_text(encoding="utf-8")
     except FileNotFoundError:
         report.error(path, f"dashboard file '{relative}' does not exist")
-        return
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         report.error(path, f"cannot read dashboard file '{relative}': {exc}")
-        return
+        return None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         report.error(path, f"'{relative}' is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
-        return
+        return None
     if not isinstance(data, dict):
         report.error(path, f"'{relative}' must hold a Grafana dashboard object, not a JSON {type(data).__name__}")
+        return None
+    return data, text
+
+
+def _names(tags: Iterable[StoredTag], limit: int = 12) -> str:
+    names = sorted({t.name for t in tags})
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "") if names else "none"
+
+
+def _stored_there(name: str, tags: list[StoredTag]) -> str:
+    from umhctl.blueprint.loader import did_you_mean
+
+    guess = did_you_mean(name, {t.name for t in tags})
+    return f"{guess + ' ' if guess else ''}tags stored there: {_names(tags)}"
+
+
+def _cells(tags: Iterable[StoredTag], limit: int = 6) -> str:
+    cells = sorted({f"{t.asset.area}/{t.asset.line}/{t.asset.workcell}" for t in tags})
+    return ", ".join(cells[:limit]) + (f", ... ({len(cells)} in all)" if len(cells) > limit else "")
+
+
+def _asset_id_call(tag: StoredTag) -> str:
+    a = tag.asset
+    return f"get_asset_id_immutable('{a.enterprise}', '{a.site}', '{a.area}', '{a.line}', '{a.workcell}')"
+
+
+def _dashboard_problem(
+    report: _Report,
+    target: SqlTarget,
+    display: str,
+    here: Loc,
+    relative: str,
+    offset: int,
+    message: str,
+    hint: str | None,
+    severity: Severity = "error",
+) -> None:
+    position = target.position(offset)
+    if position is None:  # the SQL was not found in the text (it never is for a file json.loads read)
+        report.error(here, f"{relative}: {message}", hint)
+    else:
+        report.in_file(display, position, here, message, hint, severity)
+
+
+def _check_dashboard_queries(
+    bp: SiteBlueprint, index: int, dash: Dashboard, hubs: list[str], data: Any, text: str, report: _Report
+) -> None:
+    """Every tag name (and asset filter) a dashboard's SQL asks for must be one the bridge stores on its hubs.
+
+    The names are those of umhctl.blueprint.datapath (the rule the converters publish by); a miss is reported at
+    the dashboard file's own line and column, with the names that hub's database does hold.
+    """
+    display = os.path.normpath(os.path.join(os.path.dirname(report.source.file), dash.file))
+    here: Loc = ("dashboards", index, "file")
+    known = stored_tags(bp)
+    for target in sql_targets(data, text):
+        query = parse_query(target.sql)
+        if query is None:
+            continue  # it does not read the historian tables
+        problem = functools.partial(_dashboard_problem, report, target, display, here, dash.file)
+        panel = f"panel '{target.panel}'" if target.panel else "a panel"
+        for hub in hubs:
+            on_hub = [t for t in known if t.hub == hub]
+            in_filter = [t for t in on_hub if query.asset_matches(t.asset)]
+            for test in query.names:
+                named = [t for t in on_hub if test.matches(t.name)]
+                found = [t for t in named if t in in_filter]
+                if not named:
+                    problem(
+                        test.literal.start,
+                        f"{panel} of dashboard '{dash.name}' queries tag {test.describe()}, which no sensor "
+                        f"stores in the database of hub '{hub}'",
+                        _stored_there(test.literal.value, on_hub),
+                    )
+                elif not found:
+                    problem(
+                        test.literal.start,
+                        f"{panel} of dashboard '{dash.name}' queries tag {test.describe()} where "
+                        f"{query.describe_assets()}, but on hub '{hub}' it is stored only for {_cells(named)}",
+                        f"tags stored where {query.describe_assets()}: {_names(in_filter)}",
+                    )
+                elif test.op == "=" and not query.filters_by_asset and len({t.asset for t in found}) > 1:
+                    problem(
+                        test.literal.start,
+                        f"{panel} of dashboard '{dash.name}' mixes {len(found)} sensors: tag {test.describe()} is "
+                        f"stored for {_cells(found)} on hub '{hub}'",
+                        f"filter by asset, e.g. asset_id = {_asset_id_call(found[0])}",
+                        "warning",
+                    )
+            if not query.names and query.assets and not query.has_or and not in_filter:
+                # Point at a filter nothing matches on its own, if there is one: that is the likely mistake.
+                culprit = next((f for f in query.assets if not any(f.matches(t.asset) for t in on_hub)), None)
+                problem(
+                    (culprit or query.assets[0]).literal.start,
+                    f"{panel} of dashboard '{dash.name}' reads tags where {query.describe_assets()}, and no sensor "
+                    f"stores any there on hub '{hub}'",
+                    f"work cells with data on hub '{hub}': {_cells(on_hub) or 'none'}",
+                )
 
 
 # Paths umhctl renders itself (umhctl/render): a site file must not take them over.

@@ -252,6 +252,8 @@ def _one(err: Any, loc: tuple[str | int, ...], source: SourceMap, *, at_key: boo
         return report(f"'{name}' must be text, got {shown}", hint=hint)
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return report(f"'{name}' must be a whole number, got {shown}")
+    if kind in ("float_type", "float_parsing", "finite_number"):
+        return report(f"'{name}' must be a finite number, got {shown}")
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return report(f"'{name}' must be a mapping (key: value lines), got {shown}")
     if kind == "list_type":
@@ -265,6 +267,10 @@ def _one(err: Any, loc: tuple[str | int, ...], source: SourceMap, *, at_key: boo
     if kind == "too_short":
         least = ctx.get("min_length", 1)
         return report(f"'{name}' needs at least {least} entr{'y' if least == 1 else 'ies'}")
+    if kind == "greater_than":
+        bound = ctx.get("gt")
+        shown_bound = f"{bound:g}" if isinstance(bound, float) else bound
+        return report(f"'{name}' must be greater than {shown_bound}, got {value!r}")
     if kind == "greater_than_equal":
         return report(f"'{name}' must be at least {ctx.get('ge')}, got {value!r}")
     if kind == "less_than_equal":

@@ -160,8 +160,20 @@ MirrorUrl = Annotated[
 ]
 UnixUser = Annotated[str, Format(r"[a-z_][a-z0-9_-]*", "a valid user name", "core", max_length=32)]
 PgName = Annotated[str, Format(r"[a-z_][a-z0-9_]*", "a valid PostgreSQL role name", "grafanareader", max_length=63)]
-TagName = Annotated[
-    str, Format(r"[A-Za-z0-9_]+", "a valid tag name: letters, digits and '_'", "temperature", max_length=63)
+# A tag is a key of the _historian payload and the name UMH's bridge stores (see umhctl/blueprint/datapath.py):
+# no '.' or '$' (the bridge turns '.' into '$', its separator for nested keys), nothing a topic segment cannot hold.
+TAG_NAME_PATTERN = r"[A-Za-z0-9_]+"
+TAG_NAME_PROBLEM = "a valid tag name: letters, digits and '_'"
+TagName = Annotated[str, Format(TAG_NAME_PATTERN, TAG_NAME_PROBLEM, "temperature", max_length=63)]
+# How sensorconnect names a value: the IODD's text for the process-data item, e.g. "v-Rms" or "Device status".
+ProcessDataName = Annotated[
+    str,
+    Format(
+        r"[^\x00-\x20\x7f]([^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?",
+        "a process-data name (its name in the IODD, without leading or trailing spaces)",
+        "v-Rms",
+        max_length=128,
+    ),
 ]
 ModelName = Annotated[str, Format(r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a model name", "AL1350", max_length=32)]
 UnitName = Annotated[
@@ -489,6 +501,10 @@ class Broker(Model):
 class DatabaseUser(Model):
     name: PgName
     password_secret: SecretName
+    role: Literal["readonly", "readwrite"] = Field(
+        description="What the user may do with UMH's tables in umh_v2: readonly (SELECT) or readwrite "
+        "(SELECT, INSERT, UPDATE, DELETE). Neither may create tables."
+    )
 
 
 class Database(Model):
@@ -517,6 +533,28 @@ class IoLinkMaster(Model):
         return self.ports if self.ports is not None else IOLINK_MASTER_PORTS.get(self.model.upper())
 
 
+class SensorValue(Model):
+    """One process-data value of a sensor, published as one tag."""
+
+    process_data: ProcessDataName = Field(
+        description="The value's name in the sensor's process data, as sensorconnect reports it (the IODD's "
+        "name, e.g. 'Temperature' or 'v-Rms')."
+    )
+    tag: TagName | None = Field(
+        default=None,
+        description="Tag it is stored under (letters, digits, '_'); defaults to the process-data name when that is "
+        "a valid tag name.",
+    )
+    unit: str | None = Field(default=None, description="Unit of the published (scaled) value, e.g. degC.")
+    scale: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] = Field(
+        default=1.0, description="Factor from the raw process value to the unit (the IODD's gradient), e.g. 0.1."
+    )
+
+    @property
+    def tag_name(self) -> str:
+        return self.tag if self.tag is not None else self.process_data
+
+
 class Sensor(Model):
     name: DnsLabel
     master: DnsLabel
@@ -524,10 +562,11 @@ class Sensor(Model):
     vendor_id: Int = Field(ge=1, le=0xFFFF, description="IO-Link vendor id (ifm = 310).")
     device_id: Int = Field(ge=1, le=0xFFFFFF, description="IO-Link device id from the sensor's IODD.")
     work_cell: LocationPath = Field(description="ISA-95 path area/line/workcell.")
-    tag: TagName | None = Field(default=None, description="UNS tag name; defaults to the sensor name.")
-    unit: str | None = None
+    values: list[SensorValue] = Field(min_length=1, description="The process-data values it publishes, one tag each.")
     iodd_url: Annotated[str, Format(r"https?://\S+", "an http(s) URL", "https://example.com/iodd.xml")] | None = Field(
-        default=None, description="Fallback IODD XML URL when the IODD API does not know the device."
+        default=None,
+        description="IODD XML to download at start, for a device UMH's IODD service does not know "
+        "(sensorconnect's `devices` fallback).",
     )
 
 

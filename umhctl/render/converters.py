@@ -1,16 +1,18 @@
 """Sensors → data flows: one benthos-umh protocol converter per IO-Link master, on the device that polls it.
 
-The converter reads the master with the `sensorconnect` input, names each port's data with `tag_processor`
-(ISA-95 location from the blueprint) and publishes to the hub's MQTT broker under umh/v1/...; the UMH chart's
-own bridge carries it on into Kafka and TimescaleDB. An edge reaches its hub's broker through the hub's external
-MQTT listener.
+The converter reads the master with benthos-umh's `sensorconnect` input, picks each sensor's declared process-data
+values in a `nodered_js` processor (templates/converters/sensor_values.js.j2) and publishes them to the hub's MQTT
+broker as UMH `_historian` messages; the UMH chart's own bridges carry them on into Kafka and TimescaleDB. Topic,
+payload and tag names follow umhctl/blueprint/datapath.py, the rule the dashboard check uses too. An edge reaches
+its hub's broker through the hub's external MQTT listener.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from umhctl.blueprint.model import Device, IoLinkMaster, SiteBlueprint
+from umhctl.blueprint.datapath import historian_topic, stored_tag_name
+from umhctl.blueprint.model import Device, IoLinkMaster, Sensor, SiteBlueprint
 from umhctl.render.desired import DesiredState, File
 from umhctl.render.k8s import CONVERTER_NAMESPACE, config_map, content_hash, metadata
 from umhctl.render.system import K3S_MANIFESTS
@@ -19,10 +21,7 @@ from umhctl.templating import render_template
 
 IMAGE = "ghcr.io/united-manufacturing-hub/benthos-umh"
 HUB_MQTT = "united-manufacturing-hub-mqtt.united-manufacturing-hub.svc.cluster.local:1883"
-
-
-def location_path(bp: SiteBlueprint, work_cell: str) -> str:
-    return ".".join([bp.location.enterprise, bp.location.site, *work_cell.split("/")])
+TOPIC_META = "umhctl_topic"  # set by the script for each message; the MQTT output publishes to it
 
 
 def broker_url(bp: SiteBlueprint, device: Device) -> str:
@@ -32,26 +31,57 @@ def broker_url(bp: SiteBlueprint, device: Device) -> str:
     return f"tcp://{bp.device(device.hub).address}:1883"
 
 
-def benthos_config(bp: SiteBlueprint, device: Device, master: IoLinkMaster) -> dict[str, Any]:
-    sensors = sorted((s for s in bp.sensors if s.master == master.name), key=lambda s: s.port)
-    ids: dict[tuple[int, int], dict[str, Any]] = {}
-    for s in sensors:
-        entry: dict[str, Any] = {"device_id": s.device_id, "vendor_id": s.vendor_id}
-        if s.iodd_url:
-            entry["iodd_url"] = s.iodd_url
-        ids.setdefault((s.vendor_id, s.device_id), entry)
-    ports = {
-        str(s.port): {"location_path": location_path(bp, s.work_cell), "tag_name": s.tag or s.name} for s in sensors
-    }
-    script = render_template("converters/tag_processor.js.j2", device=device.name, master=master.name, ports=ports)
+def master_sensors(bp: SiteBlueprint, master: IoLinkMaster) -> list[Sensor]:
+    return sorted((s for s in bp.sensors if s.master == master.name), key=lambda s: s.port)
+
+
+def converter_ports(bp: SiteBlueprint, master: IoLinkMaster) -> dict[str, dict[str, Any]]:
+    """What the script knows per port (sensorconnect's `sensorconnect_port_number`, a string): data, not code."""
     return {
-        "input": {"sensorconnect": {"device_address": str(master.address), "devices": [ids[k] for k in sorted(ids)]}},
-        "pipeline": {"processors": [{"tag_processor": {"defaults": script}}]},
+        str(s.port): {
+            "sensor": s.name,
+            # sensorconnect's metadata values are strings (sensorconnect_plugin/processSensorData.go, MetaSet).
+            "vendorId": str(s.vendor_id),
+            "deviceId": str(s.device_id),
+            "topic": historian_topic(bp, s.work_cell),
+            "values": [{"processData": v.process_data, "tag": stored_tag_name(v), "scale": v.scale} for v in s.values],
+        }
+        for s in master_sensors(bp, master)
+    }
+
+
+def sensorconnect_devices(bp: SiteBlueprint, sensors: list[Sensor]) -> list[dict[str, Any]]:
+    """sensorconnect's `devices`: IODD downloads for device types UMH's IODD service lacks.
+
+    benthos-umh declares `iodd_url` of each entry without a default, so it is mandatory, and the plugin downloads
+    every listed IODD when it starts (sensorconnect_plugin/sensorconnect.go, ConfigSpec and NewSensorConnectInput).
+    So only device types with an ioddUrl get an entry. An ioddUrl belongs to the device type (sensorconnect keys
+    IODDs by vendor and device id; validate refuses two URLs for one type): every converter polling a sensor of
+    that type gets it, whichever sensor of the site names it.
+    """
+    urls = {(s.vendor_id, s.device_id): s.iodd_url for s in bp.sensors if s.iodd_url is not None}
+    here = sorted({(s.vendor_id, s.device_id) for s in sensors} & urls.keys())
+    return [{"device_id": device, "vendor_id": vendor, "iodd_url": urls[(vendor, device)]} for vendor, device in here]
+
+
+def benthos_config(bp: SiteBlueprint, device: Device, master: IoLinkMaster) -> dict[str, Any]:
+    script = render_template(
+        "converters/sensor_values.js.j2", device=device.name, master=master.name, ports=converter_ports(bp, master)
+    )
+    return {
+        "input": {
+            "sensorconnect": {
+                "device_address": str(master.address),
+                # The plugin declares `devices` without a default: it must be present, even when empty.
+                "devices": sensorconnect_devices(bp, master_sensors(bp, master)),
+            }
+        },
+        "pipeline": {"processors": [{"nodered_js": {"code": script}}]},
         "output": {
             "mqtt": {
                 "urls": [broker_url(bp, device)],
                 "client_id": f"umhctl-{device.name}-{master.name}",
-                "topic": '${! meta("umh_topic").replace_all(".", "/") }',
+                "topic": f'${{! meta("{TOPIC_META}") }}',
                 "qos": 1,
             }
         },

@@ -26,6 +26,12 @@ TIMESCALEDB_IMAGE = "management.umh.app/oci/timescale/timescaledb-ha:pg13.8-ts2.
 GRAFANA_ADMIN_SECRET = "umhctl-grafana-admin"
 DATABASE_USERS_SECRET = "umhctl-database-users"
 SIMULATORS = ("iotsensorsmqtt", "opcuasimulator", "opcuasimulatorv2", "modbussimulator", "packmlmqttsimulator")
+# UMH 0.29.0's tables in umh_v2: templates/timescaledb/configmap.yaml (post-init) creates all but tag and tag_string,
+# which the historian bridge creates when it starts (templates/bridges/kafka_to_postgres/historian/configmap.yaml).
+UMH_TABLES = ("asset", "tag", "tag_string", "product_type", "work_order", "product", "shift", "state")
+ROLE_PRIVILEGES = {"readonly": "SELECT", "readwrite": "SELECT, INSERT, UPDATE, DELETE"}
+# How long the setup Job waits for the bridge's tables before it fails (and Kubernetes retries it).
+TABLE_WAIT_SECONDS = 900
 
 
 def _hours(duration: str) -> int:
@@ -111,18 +117,42 @@ def helm_chart(bp: SiteBlueprint, values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _database_setup(
-    bp: SiteBlueprint, hub: Device, database: Database, passwords: dict[str, str], seal: Callable[[str], str]
-) -> list[Any]:
-    """A ConfigMap with the SQL and a Job that runs it: blueprint users, passwords and retention in TimescaleDB."""
-    users = [{"name": u.name, "variable": f"pw_{u.name}"} for u in database.users]
-    sql = render_template(
+def setup_sql(
+    bp: SiteBlueprint,
+    hub: Device,
+    database: Database,
+    *,
+    wait_seconds: float = TABLE_WAIT_SECONDS,
+    poll_seconds: float = 5,
+) -> str:
+    """The SQL the setup Job runs in umh_v2: wait for UMH's tables, then users with their roles, then retention."""
+    users = [
+        {
+            "name": u.name,
+            "variable": f"pw_{u.name}",
+            "role": u.role,
+            "privileges": ROLE_PRIVILEGES[u.role],
+            "writes": u.role == "readwrite",
+        }
+        for u in database.users
+    ]
+    return render_template(
         "timescaledb/setup.sql.j2",
         site=bp.metadata.name,
         hub=hub.name,
         users=users,
+        tables=UMH_TABLES,
+        wait_seconds=wait_seconds,
+        poll_seconds=poll_seconds,
         retention=_interval(database.retention) if database.retention else None,
     )
+
+
+def _database_setup(
+    bp: SiteBlueprint, hub: Device, database: Database, passwords: dict[str, str], seal: Callable[[str], str]
+) -> list[Any]:
+    """A ConfigMap with the SQL and a Job that runs it: blueprint users, roles, passwords and retention."""
+    sql = setup_sql(bp, hub, database)
     # A Job is immutable: its name changes with its inputs, so a change runs a new Job. Passwords enter the
     # name only as keyed digests (HMAC with the secret store's seal key): a password change reruns the Job, and
     # the name allows no offline guessing of a weak password.
@@ -150,7 +180,8 @@ def _database_setup(
         "kind": "Job",
         "metadata": metadata(name, UMH_NAMESPACE),
         "spec": {
-            # The database comes up minutes after the chart is installed; keep retrying until it answers.
+            # The database comes up minutes after the chart is installed; keep retrying until it answers. Once it
+            # does, the SQL itself waits (bounded, logging) for the tables the historian bridge creates.
             "backoffLimit": 60,
             "template": {
                 "metadata": {"labels": {"app.kubernetes.io/name": "umhctl-timescaledb-setup"}},
