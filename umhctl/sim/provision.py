@@ -282,7 +282,10 @@ def run_ignition(config: dict[str, Any], root: Path) -> str:
             proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
             log += proc.stdout + proc.stderr
             if proc.returncode != 0:
-                tail = "\n".join(log.strip().splitlines()[-15:])
+                # Ignition logs its config at length; what went wrong is in its CRITICAL/ERROR lines.
+                lines = log.strip().splitlines()
+                errors = [line for line in lines if "CRITICAL" in line or "ERROR" in line]
+                tail = "\n".join(errors[-5:] or lines[-15:])
                 raise UmhctlError(f"Ignition stage {stage} failed (exit {proc.returncode}):\n{tail}")
     return log
 
