@@ -1,11 +1,12 @@
 """A simulated site: bring every blueprint device up as a real sshd in a root the real Ignition provisioned,
 take it down, reboot devices (applying staged flatcar-resets), report status.
 
-Sim-only deviations from a real device: internet downloads in the Ignition config become empty files
-(`offline_variant`, applied just before Ignition runs), and the device's sshd also accepts the sim operator's
-key (generated in the state dir; the blueprint's keys have no private halves here) from
+Sim-only deviations from a real device: there is no internet (Ignition fetches only from 127.0.0.0/8, where the
+site's stand-in publisher serves stand-in images), and the device's sshd also accepts the sim operator's key
+(generated in the state dir; the blueprint's keys have no private halves here) from
 /run/umhctl-sim/authorized_keys/<user>, a file outside the device's disk. So the device's own files, the
-authorized_keys Ignition writes included, are exactly the render, and plan/apply see no sim-made drift.
+authorized_keys files included, are exactly what Ignition and apply put there, and plan/apply see no sim-made
+drift.
 
 Reboots: `systemctl reboot` (or `reboot`) inside a device writes /run/umhctl-sim/reboot-request, which is
 devices/<name>/control/reboot-request on the host. `process_reboots(state_dir)` handles pending requests;
