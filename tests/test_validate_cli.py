@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,10 @@ def test_json_report_of_a_valid_blueprint() -> None:
 def test_json_report_lists_every_problem(tmp_path: Path, demo_text: str) -> None:
     path = tmp_path / "bp.yaml"
     path.write_text(demo_text.replace("role: hub", "role: hubb").replace("    installDisk", "    instalDisk", 1))
-    (tmp_path / "dashboards").symlink_to(BLUEPRINTS / "dashboards")
+    # Copies, not symlinks: files the blueprint pulls in must lie inside its directory, and
+    # every check of the parts that parsed runs, so a missing template would be a third problem.
+    shutil.copytree(BLUEPRINTS / "dashboards", tmp_path / "dashboards")
+    shutil.copytree(BLUEPRINTS / "files", tmp_path / "files")
     result = runner.invoke(app, ["validate", "-f", str(path), "-o", "json"])
     assert result.exit_code == 1
     report = json.loads(result.stdout)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -76,6 +79,45 @@ def _site_environment(directory: str) -> SandboxedEnvironment:
     )
 
 
+_MISSING_ATTRIBUTE = re.compile(r"'[^']+' has no attribute '([^']+)'")
+_UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined")
+
+
+def _undefined(exc: jinja2.UndefinedError, template: Path) -> str:
+    """The undefined name as the template wrote it (`vars.servers`, not "'dict object' has no attribute"), with
+    its line, and what there is instead."""
+    message = exc.message or ""
+    line = next(
+        (tb.tb_lineno for tb in _frames(exc.__traceback__) if tb.tb_frame.f_code.co_filename == str(template)), None
+    )
+    where = f"line {line}: " if line else ""
+    attribute = _MISSING_ATTRIBUTE.search(message)
+    if attribute:
+        name = attribute.group(1)
+        try:
+            text = template.read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+        written = re.search(rf"\b([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\.{re.escape(name)}\b", text)
+        expression = f"{written.group(1)}.{name}" if written else name
+        owner = written.group(1).split(".")[0] if written else None
+        hint = {"vars": " (set it under 'vars:' of this file in the blueprint)"}.get(owner or "", "")
+        return f"{where}undefined variable '{expression}'{hint}"
+    undefined = _UNDEFINED_NAME.search(message)
+    if undefined:
+        return (
+            f"{where}undefined variable '{undefined.group(1)}' (a template sees site, device and vars; "
+            "values of this file go under 'vars:')"
+        )
+    return f"{where}undefined variable: {message}"
+
+
+def _frames(tb: TracebackType | None) -> Iterator[TracebackType]:
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
+
+
 def render_extra_file(bp: SiteBlueprint, device: Device, extra: ExtraFile, template: Path) -> str:
     env = _site_environment(str(template.parent))
     try:
@@ -83,7 +125,7 @@ def render_extra_file(bp: SiteBlueprint, device: Device, extra: ExtraFile, templ
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateProblem(f"line {exc.lineno}: {exc.message}") from None
     except jinja2.UndefinedError as exc:
-        raise TemplateProblem(f"undefined variable: {exc.message}") from None
+        raise TemplateProblem(_undefined(exc, template)) from None
     except jinja2.TemplateError as exc:
         raise TemplateProblem(str(exc)) from None
     except UnicodeDecodeError:

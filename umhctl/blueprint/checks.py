@@ -38,9 +38,11 @@ T = TypeVar("T")
 
 
 class _Report:
-    def __init__(self, source: SourceMap) -> None:
+    def __init__(self, source: SourceMap, ignore: set[str] | None = None) -> None:
         self.source = source
         self.items: list[Diagnostic] = []
+        # Names of parts left out because they did not parse: a reference to one is not "unknown".
+        self.ignore = ignore or set()
 
     def error(self, path: Loc, message: str, hint: str | None = None, *, key: bool = False) -> None:
         self.items.append(self.source.diagnostic(path, message, hint=hint, key=key))
@@ -68,6 +70,8 @@ class _Report:
         names = list(known)
         if name in names:
             return True
+        if name in self.ignore:
+            return False
         from umhctl.blueprint.loader import did_you_mean
 
         hint = did_you_mean(name, names) or (f"known {what}s: {', '.join(names)}" if names else f"no {what} is defined")
@@ -104,8 +108,11 @@ class RepoFiles:
             return None
 
 
-def check_blueprint(bp: SiteBlueprint, source: SourceMap, base_dir: Path) -> list[Diagnostic]:
-    report = _Report(source)
+def check_blueprint(
+    bp: SiteBlueprint, source: SourceMap, base_dir: Path, *, ignore: set[str] | None = None
+) -> list[Diagnostic]:
+    """Cross-reference checks. `ignore`: names of parts that did not parse (references to them are not errors)."""
+    report = _Report(source, ignore)
     files = RepoFiles(base_dir)
     _check_location(bp, report)
     _check_secrets(bp, report, files)
@@ -146,7 +153,8 @@ def _check_location(bp: SiteBlueprint, report: _Report) -> None:
             )
 
 
-def _secret_uses(bp: SiteBlueprint) -> Iterable[tuple[str, Loc]]:
+def secret_uses(bp: SiteBlueprint) -> Iterable[tuple[str, Loc]]:
+    """Every place the blueprint uses a named secret: (name, where)."""
     if bp.grafana.admin_password_secret:
         yield bp.grafana.admin_password_secret, ("grafana", "adminPasswordSecret")
     for i, db in enumerate(bp.databases):
@@ -155,7 +163,7 @@ def _secret_uses(bp: SiteBlueprint) -> Iterable[tuple[str, Loc]]:
 
 
 def _check_secrets(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None:
-    for name, path in _secret_uses(bp):
+    for name, path in secret_uses(bp):
         report.reference(path, "secret", name, bp.secrets)
     for name, ref in bp.secrets.items():
         if ref.file is None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from umhctl.blueprint.model import API_VERSION, KIND, SiteBlueprint
 from umhctl.blueprint.yamlsource import Document, SourceMap, parse_yaml
 from umhctl.diagnostics import Diagnostic, has_errors, sort_key
-from umhctl.errors import BlueprintInvalid, UmhctlError
+from umhctl.errors import BlueprintInvalid, BlueprintMissing, UmhctlError
 
 # Segments pydantic adds to a location when it tried several members of a union; they are not in the YAML.
 _UNION_TAGS = {"str", "int", "float", "bool", "none"}
@@ -38,7 +38,7 @@ def validate_file(path: Path) -> tuple[SiteBlueprint | None, SourceMap | None, l
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UmhctlError(f"{display}: no such file", hint="pass the blueprint with -f FILE") from None
+        raise BlueprintMissing(display, nearby_blueprints()) from None
     except IsADirectoryError:
         raise UmhctlError(f"{display}: is a directory, not a blueprint file") from None
     except UnicodeDecodeError as exc:
@@ -46,6 +46,23 @@ def validate_file(path: Path) -> tuple[SiteBlueprint | None, SourceMap | None, l
     except OSError as exc:
         raise UmhctlError(f"{display}: cannot read: {exc.strerror}") from None
     return validate_text(text, display, base_dir=path.resolve().parent)
+
+
+def nearby_blueprints(limit: int = 5) -> list[str]:
+    """Site blueprints in and below the current directory (two levels), for the hint of a mistyped -f."""
+    found = []
+    for pattern in ("*.yaml", "*.yml", "*/*.yaml", "*/*.yml", "*/*/*.yaml", "*/*/*.yml"):
+        for path in sorted(Path().glob(pattern)):
+            try:
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    head = handle.read(4096)
+            except OSError:
+                continue
+            if f"kind: {KIND}" in head:
+                found.append(str(path))
+            if len(found) >= limit:
+                return found
+    return found
 
 
 def _not_utf8(display: str, data: bytes, exc: UnicodeDecodeError) -> Diagnostic:
@@ -71,14 +88,121 @@ def validate_text(
     header = _check_header(doc)
     if header:
         return None, doc.source, header
+    from umhctl.blueprint.checks import check_blueprint
+
     try:
         blueprint = SiteBlueprint.model_validate(doc.data)
     except ValidationError as exc:
-        return None, doc.source, sorted(_shape_diagnostics(exc, doc.source), key=sort_key)
-    from umhctl.blueprint.checks import check_blueprint
-
+        # Every problem at once: report the shape problems, then check the cross-references of every part
+        # that did parse, on the document without the broken parts.
+        shape = _shape_diagnostics(exc, doc.source)
+        pruned = _without_broken_parts(doc.data, exc, doc.source)
+        if pruned is not None:
+            model, source, broken_names = pruned
+            cross = check_blueprint(model, source, base_dir, ignore=broken_names)
+            shape += [
+                d for d in cross if (d.line, d.column, d.message) not in {(s.line, s.column, s.message) for s in shape}
+            ]
+        return None, doc.source, sorted(shape, key=sort_key)
     diagnostics += check_blueprint(blueprint, doc.source, base_dir)
     return (None if has_errors(diagnostics) else blueprint), doc.source, sorted(diagnostics, key=sort_key)
+
+
+# Sections without which there is nothing to cross-check: a shape problem in them ends the check there.
+_REQUIRED = {"apiVersion", "kind", "metadata", "location", "versions", "access", "devices"}
+_NAMED = ("secrets",)  # mappings of user-named entries: a broken entry goes, not the whole mapping
+
+
+def _without_broken_parts(
+    data: Any, exc: ValidationError, source: SourceMap
+) -> tuple[SiteBlueprint, SourceMap, set[str]] | None:
+    """The blueprint without the list items (or named entries, or optional sections) that hold a shape problem,
+    with a source map that still points at the original positions; also the names of what was left out, so
+    that a reference to a broken device is not reported as a reference to an unknown one."""
+    broken: set[tuple[str | int, ...]] = set()
+    kept: dict[tuple[str | int, ...], list[int]] = {}
+    for _ in range(5):  # dropping a part cannot break another one; a few rounds are a safety margin
+        for err in exc.errors(include_url=False):
+            part = _broken_part(_original(_clean_loc(tuple(err["loc"])), kept))
+            if part is None:
+                return None
+            broken.add(part)
+        pruned, kept, names = _drop(data, broken)
+        try:
+            return SiteBlueprint.model_validate(pruned), _RemappedSource.of(source, kept), names
+        except ValidationError as again:
+            exc = again
+    return None
+
+
+def _broken_part(loc: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    """What goes for a problem at `loc`: its innermost list item, else its named entry, else its optional
+    section; None when it sits in a required section (nothing left to cross-check)."""
+    last_index = max((i for i, seg in enumerate(loc) if isinstance(seg, int)), default=None)
+    if last_index is not None:
+        return loc[: last_index + 1]
+    if len(loc) >= 2 and loc[0] in _NAMED:
+        return loc[:2]
+    if loc and loc[0] not in _REQUIRED:
+        return loc[:1]
+    return None
+
+
+def _drop(
+    data: Any, broken: set[tuple[str | int, ...]]
+) -> tuple[Any, dict[tuple[str | int, ...], list[int]], set[str]]:
+    """`data` without the `broken` parts; per shortened list, the original indices it kept; the dropped names."""
+    kept: dict[tuple[str | int, ...], list[int]] = {}
+    names: set[str] = set()
+
+    def walk(value: Any, path: tuple[str | int, ...]) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                if (*path, key) in broken:
+                    if path and path[0] in _NAMED:
+                        names.add(str(key))
+                    continue
+                out[key] = walk(item, (*path, key))
+            return out
+        if isinstance(value, list):
+            indices = [i for i in range(len(value)) if (*path, i) not in broken]
+            for i in set(range(len(value))) - set(indices):
+                if isinstance(value[i], dict) and isinstance(value[i].get("name"), str):
+                    names.add(value[i]["name"])
+            if len(indices) != len(value):
+                kept[path] = indices
+            return [walk(value[i], (*path, i)) for i in indices]
+        return value
+
+    return walk(data, ()), kept, names
+
+
+def _original(path: tuple[str | int, ...], kept: dict[tuple[str | int, ...], list[int]]) -> tuple[str | int, ...]:
+    """A path in the pruned document, as a path in the original one."""
+    out: list[str | int] = []
+    for seg in path:
+        if isinstance(seg, int) and tuple(out) in kept:
+            seg = kept[tuple(out)][seg]
+        out.append(seg)
+    return tuple(out)
+
+
+class _RemappedSource(SourceMap):
+    """The original source map, addressed with paths of the pruned document."""
+
+    kept: dict[tuple[str | int, ...], list[int]]
+
+    @classmethod
+    def of(cls, source: SourceMap, kept: dict[tuple[str | int, ...], list[int]]) -> SourceMap:
+        if not kept:
+            return source
+        remapped = cls(source.file, source.values, source.keys, source.raw)
+        remapped.kept = kept
+        return remapped
+
+    def original(self, path: tuple[str | int, ...]) -> tuple[str | int, ...]:
+        return _original(path, self.kept)
 
 
 def load_blueprint(path: Path) -> LoadedBlueprint:
@@ -188,9 +312,23 @@ def _field_name(loc: tuple[str | int, ...]) -> str:
     return name
 
 
+FEW_NAMES = 6  # up to this many known names are listed whole
+
+
 def did_you_mean(word: str, candidates: typing.Iterable[str]) -> str | None:
-    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean '{match[0]}'?" if match else None
+    """Every candidate as close as the closest (one guess when two are equally likely would mislead), or all the
+    known names when there are few; None when nothing is close and there are many."""
+    names = list(dict.fromkeys(candidates))
+    scored = [(difflib.SequenceMatcher(None, word, name).ratio(), name) for name in names]
+    close = [(score, name) for score, name in scored if score >= 0.6]
+    if close:
+        best = max(score for score, _ in close)
+        matches = [name for score, name in close if score == best]
+        quoted = " or ".join(f"'{m}'" for m in matches)
+        return f"did you mean {quoted}?"
+    if names and len(names) <= FEW_NAMES:
+        return "known: " + ", ".join(names)
+    return None
 
 
 def _shape_diagnostics(exc: ValidationError, source: SourceMap) -> list[Diagnostic]:

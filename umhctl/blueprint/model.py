@@ -180,8 +180,27 @@ UnitName = Annotated[
     str,
     Format(r"[A-Za-z0-9:_.@-]+\.(service|socket|timer|path|target|mount)", "a systemd unit name", "chronyd.service"),
 ]
+def _iana_zone(value: str) -> str:
+    """A zone of the IANA time zone database, checked against the `tzdata` package (not the operator's OS): the
+    device links /etc/localtime to /usr/share/zoneinfo/<zone>, and a zone it lacks is a dangling link."""
+    import importlib.resources
+
+    zones = importlib.resources.files("tzdata")
+    if zones.joinpath("zoneinfo", *value.split("/")).is_file():
+        return value
+    from umhctl.blueprint.loader import did_you_mean
+
+    guess = did_you_mean(value, zones.joinpath("zones").read_text().split())
+    suggestion = f" ({guess})" if guess else " (example: Europe/Berlin)"
+    raise PydanticCustomError(
+        "umhctl_timezone", "unknown time zone '{value}'{suggestion}", {"value": value, "suggestion": suggestion}
+    )
+
+
 Timezone = Annotated[
-    str, Format(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*", "a time zone name", "Europe/Berlin", max_length=64)
+    str,
+    Format(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*", "a time zone name", "Europe/Berlin", max_length=64),
+    AfterValidator(_iana_zone),
 ]
 # ISA-95 paths: "area", "area/line" or "area/line/workcell".
 LocationPath = Annotated[

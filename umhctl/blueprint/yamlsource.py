@@ -32,8 +32,15 @@ class SourceMap:
     # Numbers as written ("0.30", "0o644"): hints quote what the user typed, not what it parsed to.
     raw: dict[Path, str] = field(default_factory=dict)
 
+    def original(self, path: Path) -> Path:
+        """`path` as a path of the parsed file (a view of a shortened document maps it back)."""
+        return path
+
     def locate(self, path: Path, *, key: bool = False) -> Pos:
         """The position of `path` (its key if `key`), or of its nearest existing ancestor."""
+        return self._find(self.original(path), key)
+
+    def _find(self, path: Path, key: bool) -> Pos:
         if key and path in self.keys:
             return self.keys[path]
         if path in self.values:
@@ -50,7 +57,8 @@ class SourceMap:
     def diagnostic(
         self, path: Path, message: str, *, hint: str | None = None, key: bool = False, severity: str = "error"
     ) -> Diagnostic:
-        line, column = self.locate(path, key=key)
+        path = self.original(path)
+        line, column = self._find(path, key)
         return Diagnostic(
             file=self.file,
             line=line,
@@ -191,20 +199,120 @@ class _TooLarge(Exception):
         self.node = node
 
 
-def _yaml_error(file: str, exc: MarkedYAMLError) -> Diagnostic:
+# The parser's own words for what it expected, and what a person would call it.
+_TOKENS = {
+    "<block end>": "the end of the section",
+    "<block mapping start>": "a field",
+    "<block sequence start>": "a list",
+    "<flow mapping start>": "a '{'",
+    "<flow sequence start>": "a '['",
+    "<document start>": "the start of the document",
+    "<stream end>": "the end of the file",
+    "'-'": "a list item ('- ')",
+    "'?'": "a '?'",
+}
+
+
+def _plain(problem: str) -> str:
+    problem = problem.replace("'<", "<").replace(">'", ">")
+    for token, words in _TOKENS.items():
+        problem = problem.replace(token, words)
+    return problem
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _content(line: str) -> str:
+    """The line without its comment (a '#' after a space, outside quotes: close enough for hints)."""
+    stripped = line.strip()
+    if stripped.startswith("#"):
+        return ""
+    return stripped.split(" #", 1)[0].rstrip()
+
+
+def _previous(lines: list[str], index: int) -> int | None:
+    for before in range(index - 1, -1, -1):
+        if _content(lines[before]):
+            return before
+    return None
+
+
+def _misplaced_colon(lines: list[str], line: int, column: int) -> tuple[int, int, str, str] | None:
+    """'mapping values are not allowed here', said where the problem is: a value holding ': ', a key without
+    its ':' on the line before (the parser notices only at the next key), or a line indented under a value."""
+    if not 0 <= line < len(lines):
+        return None
+    text = lines[line]
+    before = text[:column].strip().removeprefix("- ")
+    if ": " in before:
+        key = before.split(":", 1)[0]
+        return (
+            line,
+            column,
+            f"a ': ' inside the value of '{key}': YAML reads it as the start of another field",
+            f'put the value in quotes: {key}: "{text.split(": ", 1)[1].strip()}"',
+        )
+    above = _previous(lines, line)
+    if above is None:
+        return None
+    prior = _content(lines[above])
+    if ":" not in prior.removeprefix("- ") and _indent(lines[above]) == _indent(text):
+        words = prior.removeprefix("- ").split(None, 1)
+        fix = f"{words[0]}: {words[1]}" if len(words) == 2 else f"{words[0]}:"
+        return above, _indent(lines[above]) + 1, f"'{prior}' has no ':' after its key", f"write '{fix}'"
+    if _indent(text) > _indent(lines[above]) and not prior.endswith(":"):
+        return (
+            line,
+            _indent(text) + 1,
+            f"this line is indented deeper than line {above + 1}, which holds a value, not a section",
+            f"line up this line with line {above + 1} (column {_indent(lines[above]) + 1}), or end line "
+            f"{above + 1} with ':' to make it a section",
+        )
+    return None
+
+
+def _misaligned(lines: list[str], line: int, problem: str) -> tuple[str, str] | None:
+    """'expected <block end>, but found ...': a line that does not line up with the section it is in."""
+    if not 0 <= line < len(lines):
+        return None
+    found = "a list item" if lines[line].lstrip().startswith("-") else "this line"
+    levels = sorted({_indent(lines[i]) for i in range(line) if _content(lines[i])})
+    column = _indent(lines[line]) + 1
+    near = [level + 1 for level in levels if abs(level + 1 - column) <= 2 and level + 1 != column]
+    where = f"column {' or '.join(str(n) for n in near)}" if near else "the column of its section's other fields"
+    if found == "a list item":
+        return (
+            f"a list item where a field is expected ({_plain(problem)})",
+            "a section holds either fields ('key: value') or list items ('- ...'), not both: check the line above",
+        )
+    return (
+        f"this line starts in column {column} and lines up with no section above it ({_plain(problem)})",
+        f"YAML reads indentation as structure: start it in {where}, like the fields it belongs with",
+    )
+
+
+def _yaml_error(file: str, exc: MarkedYAMLError, text: str = "") -> Diagnostic:
     mark = exc.problem_mark or exc.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     problem = exc.problem or exc.context or "invalid YAML"
-    message = f"YAML syntax error: {problem}"
+    message = f"YAML syntax error: {_plain(problem)}"
     hint = None
+    lines = text.split("\n")
     if "\\t" in problem or "tab" in problem.lower():
         message = "YAML syntax error: tab character used for indentation"
         hint = "YAML allows only spaces for indentation; replace the tab with spaces"
     elif "expected a single document" in str(exc):
         message = "YAML syntax error: more than one document in the file"
         hint = "a blueprint is one YAML document; remove the '---' separator"
+    elif "mapping values are not allowed" in problem and (found := _misplaced_colon(lines, line - 1, column - 1)):
+        at, col, what, hint = found
+        line, column, message = at + 1, col, f"YAML syntax error: {what}"
     elif "could not find expected ':'" in problem or "mapping values are not allowed" in problem:
-        hint = "check the indentation and that every key is followed by ': '"
+        hint = "check the indentation, and that every key is followed by ': '"
+    elif problem.startswith("expected <block end>") and (words := _misaligned(lines, line - 1, problem)):
+        message, hint = f"YAML syntax error: {words[0]}", words[1]
     if exc.context and exc.context.startswith("while parsing a flow") and exc.context_mark is not None:
         # An unclosed [ or {: the parser notices late, at some later line; the cause is where it was opened.
         opener = "[" if "sequence" in exc.context else "{"
@@ -221,7 +329,7 @@ def parse_yaml(text: str, file: str) -> Document:
     try:
         root = yaml.compose(text)
     except MarkedYAMLError as exc:
-        return Document(None, source, [_yaml_error(file, exc)])
+        return Document(None, source, [_yaml_error(file, exc, text)])
     except (YAMLError, RecursionError) as exc:
         return Document(None, source, [Diagnostic(file, 1, 1, f"YAML error: {exc}")])
     if root is None:
