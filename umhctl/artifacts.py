@@ -207,7 +207,7 @@ def _download(url: str, target: Path | None) -> tuple[str, int]:
     """Stream `url` into `target` (or nowhere), hashing it; (sha256, size)."""
     digest = hashlib.sha256()
     size = 0
-    with _open(url) as response, (open(target, "wb") if target else contextlib.nullcontext()) as out:
+    with _open(url) as response, open(target, "wb") if target else contextlib.nullcontext() as out:
         while chunk := response.read(1 << 20):
             digest.update(chunk)
             size += len(chunk)

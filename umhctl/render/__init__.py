@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from umhctl.artifacts import ArtifactSource, site_source
+from umhctl.artifacts import ArtifactSource, lock_path, site_source
 from umhctl.blueprint.checks import RepoFiles
 from umhctl.blueprint.loader import LoadedBlueprint
 from umhctl.blueprint.model import Device, SiteBlueprint
@@ -18,7 +18,7 @@ from umhctl.render.k8s import CONVERTER_NAMESPACE, UMH_NAMESPACE, namespace
 from umhctl.render.system import K3S_MANIFESTS, render_system
 from umhctl.render.umh import render_hub
 from umhctl.render.yamltext import to_yaml_documents
-from umhctl.secrets import SecretStore
+from umhctl.resolver import RedactedSecrets, SecretResolver, require_env
 from umhctl.templating import TemplateProblem, render_extra_file
 
 
@@ -38,7 +38,7 @@ class DeviceRender:
 def render_device(
     loaded: LoadedBlueprint,
     device: Device,
-    secrets: SecretStore,
+    secrets: SecretResolver,
     artifacts: ArtifactSource,
     *,
     redact: bool = False,
@@ -66,7 +66,7 @@ def render_device(
 
 def render_site(
     loaded: LoadedBlueprint,
-    secrets: SecretStore,
+    secrets: SecretResolver,
     artifacts: ArtifactSource | None = None,
     *,
     devices: list[str] | None = None,
@@ -82,9 +82,20 @@ def render_site(
             raise UmhctlError(f"no device '{name}' in the blueprint", hint="devices: " + ", ".join(names))
     chosen = [d for d in bp.devices if devices is None or d.name in devices]
     source = artifacts or site_source(bp, loaded.path)
-    return [
-        render_device(loaded, d, secrets, source, redact=redact, self_contained=self_contained) for d in chosen
-    ]
+    if redact:
+        secrets = RedactedSecrets()  # a render for review reads no secret at all: CI needs none
+    else:
+        require_env(bp)
+    return [render_device(loaded, d, secrets, source, redact=redact, self_contained=self_contained) for d in chosen]
+
+
+def render_inputs(loaded: LoadedBlueprint) -> list[Path]:
+    """The files of the repository a render reads: the blueprint, its dashboards and templates, its lock file.
+    Only these make a blueprint "dirty" (a note in the same directory does not)."""
+    bp = loaded.blueprint
+    repo = RepoFiles(loaded.path.parent)
+    referenced = [repo.resolve(d.file) for d in bp.dashboards] + [repo.resolve(f.template) for f in bp.files]
+    return [loaded.path, lock_path(loaded.path), *sorted({p for p in referenced if p is not None})]
 
 
 def redacted(state: DesiredState) -> DesiredState:

@@ -11,7 +11,7 @@ from umhctl.artifacts import needed as needed_artifacts
 from umhctl.blueprint.model import Device, Interface, SiteBlueprint
 from umhctl.render.desired import ArtifactFile, DesiredState, File, Link
 from umhctl.render.yamltext import to_yaml
-from umhctl.secrets import SecretStore
+from umhctl.resolver import SecretResolver
 from umhctl.templating import render_template
 
 K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
@@ -45,7 +45,7 @@ def _network_file_name(index: int, interface: Interface) -> str:
 def render_system(
     bp: SiteBlueprint,
     device: Device,
-    secrets: SecretStore,
+    secrets: SecretResolver,
     artifacts: ArtifactSource,
     state: DesiredState,
     *,

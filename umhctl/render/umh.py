@@ -16,7 +16,7 @@ from umhctl.render.desired import DesiredState, File
 from umhctl.render.k8s import UMH_NAMESPACE, config_map, content_hash, metadata, secret
 from umhctl.render.system import K3S_MANIFESTS
 from umhctl.render.yamltext import to_yaml, to_yaml_documents
-from umhctl.secrets import SecretStore
+from umhctl.resolver import SecretResolver
 from umhctl.templating import render_template
 
 CHART = "united-manufacturing-hub"
@@ -205,7 +205,7 @@ def _database_setup(
     return [config_map("umhctl-timescaledb-setup", UMH_NAMESPACE, {"setup.sql": sql}), job]
 
 
-def render_hub(bp: SiteBlueprint, hub: Device, secrets: SecretStore, base_dir: Path, state: DesiredState) -> None:
+def render_hub(bp: SiteBlueprint, hub: Device, secrets: SecretResolver, base_dir: Path, state: DesiredState) -> None:
     values = chart_values(bp, hub)
     state.add(File(f"{K3S_MANIFESTS}/{RELEASE}.yaml", to_yaml_documents([helm_chart(bp, values)]).encode()))
     for dashboard in grafana.hub_dashboards(bp, hub):
