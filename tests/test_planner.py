@@ -140,7 +140,7 @@ def test_plan_json_round_trip_and_summary() -> None:
     plan = Plan({"path": "bp.yaml", "site": "s", "commit": "abc", "dirty": False}, [device], "0.1.0")
     again = Plan.from_dict(plan.to_dict())
     assert again == plan
-    assert summary_line(plan) == "Plan: 1 to add, 0 to change, 0 to delete on 1 of 1 devices; 1 unit restart."
+    assert summary_line(plan) == "Plan: 1 to add, 0 to change, 0 to delete on 1 of 1 device; 1 unit restart."
 
 
 def test_probe_reads_real_files_with_bash(tmp_path: Path) -> None:

@@ -61,28 +61,47 @@ def device_lines(device: DevicePlan, *, diffs: bool = True) -> list[str]:
     return lines
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def summary_line(plan: Plan) -> str:
     s = plan.summary()
     if not plan.has_changes:
         if not plan.devices:
             return "No devices selected."
-        text = f"No changes. {s['devices']} device{'s' if s['devices'] != 1 else ''} match the blueprint."
+        if s["devices_failed"] == s["devices"]:
+            return f"Nothing could be planned: {'the device' if s['devices'] == 1 else 'no device'} answered."
+        verb = "matches" if s["devices"] == 1 else "match"
+        text = f"No changes. {_count(s['devices'], 'device')} {verb} the blueprint."
         if s["devices_failed"]:
-            text = f"No changes on the devices that answered; {s['devices_failed']} could not be planned."
+            could = f"{_count(s['devices_failed'], 'device')} could not be planned"
+            text = f"No changes on the devices that answered; {could}."
         return text
+    total = s["devices"]
     text = (
         f"Plan: {s['add']} to add, {s['change']} to change, {s['delete']} to delete"
-        f" on {s['devices_changed']} of {s['devices']} devices"
+        f" on {s['devices_changed']} of {_count(total, 'device')}"
     )
     if s["restart"]:
-        text += f"; {s['restart']} unit restart{'s' if s['restart'] != 1 else ''}"
+        text += f"; {_count(s['restart'], 'unit restart')}"
     if s["record"]:
-        text += f"; {s['record']} applied-state record{'s' if s['record'] != 1 else ''} to write"
+        text += f"; {_count(s['record'], 'applied-state record')} to write"
     if s["requires_reset"]:
-        text += f"; {s['requires_reset']} change{'s' if s['requires_reset'] != 1 else ''} need a reset"
+        text += f"; {_count(s['requires_reset'], 'change')} {'needs' if s['requires_reset'] == 1 else 'need'} a reset"
     if s["devices_failed"]:
-        text += f"; {s['devices_failed']} device{'s' if s['devices_failed'] != 1 else ''} could not be planned"
+        text += f"; {_count(s['devices_failed'], 'device')} could not be planned"
     return text + "."
+
+
+def unreachable_hint(plan: Plan) -> str | None:
+    """When no device answered at all, the likely causes, said plainly."""
+    if plan.devices and all(d.error and "cannot reach" in d.error for d in plan.devices):
+        return (
+            "no device answered: is this machine on the plant network (a VPN, the right interface)? For the "
+            "simulated site, add --sim (and start it with `umhctl sim up`)"
+        )
+    return None
 
 
 def show_plan(plan: Plan, console: Console) -> None:
@@ -91,3 +110,6 @@ def show_plan(plan: Plan, console: Console) -> None:
             console.print(line, highlight=False)
     console.print()
     console.print(f"[bold]{escape(summary_line(plan))}[/bold]", highlight=False)
+    hint = unreachable_hint(plan)
+    if hint:
+        console.print(f"  [cyan]hint:[/cyan] {escape(hint)}", highlight=False)

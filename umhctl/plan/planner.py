@@ -70,7 +70,7 @@ def _what(fact: PathFact) -> str:
     return {"file": "file", "link": "symlink"}.get(fact.kind) or fact.other or fact.kind
 
 
-def _diff(path: str, old: bytes | None, new: bytes) -> str | None:
+def _diff(path: str, old: bytes | None, new: bytes, *, before_label: str = "a") -> str | None:
     if old is None:
         return None
     try:
@@ -79,7 +79,11 @@ def _diff(path: str, old: bytes | None, new: bytes) -> str | None:
         return None
     lines = list(
         difflib.unified_diff(
-            before.splitlines(keepends=True), after.splitlines(keepends=True), f"a{path}", f"b{path}", n=2
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            f"{path} ({before_label})" if before_label != "a" else f"a{path}",
+            f"{path} (blueprint)" if before_label != "a" else f"b{path}",
+            n=2,
         )
     )
     if len(lines) > DIFF_LINES:
@@ -111,19 +115,25 @@ def _file_change(
     if fact.kind != "file":
         return _replaced("file", f.path, fact, after, seal=sealing, sensitive=sensitive)
     before = _fact_attrs(fact, sealing)
-    drift = recorded is not None and recorded.get("sha256") != fact.sha256
     reasons = []
     if fact.sha256 != f.sha256:
-        reasons.append("changed on the device since the last apply" if drift else "content differs")
+        reasons.append("content differs")
     if fact.mode != f.mode:
         reasons.append(f"mode {before['mode']} → {after['mode']}")
     if (fact.owner, fact.group) != (f.owner, f.group):
         reasons.append(f"owner {before['owner']} → {after['owner']}")
     if not reasons:
         return None
+    drifted = _drifted(fact, recorded)
+    if drifted:
+        reasons.insert(0, "changed on the device since the last apply (" + ", ".join(drifted) + ")")
     diff = None
     if fact.sha256 != f.sha256 and not sensitive and fact.sha256:
         diff = _diff(f.path, lookup(fact.sha256), f.content)
+        last = (recorded or {}).get("sha256")
+        if diff is None and drifted and last and last != f.sha256:
+            # The device's own edit is unknown to umhctl; what it knows is what it last applied.
+            diff = _diff(f.path, lookup(last), f.content, before_label="last applied")
     return Change(
         Action.UPDATE,
         "file",
@@ -132,9 +142,25 @@ def _file_change(
         before,
         after,
         sensitive,
-        drift=drift and fact.sha256 != f.sha256,
+        drift=bool(drifted),
         diff=diff,
     )
+
+
+def _drifted(fact: PathFact, recorded: dict[str, Any] | None) -> list[str]:
+    """What is no longer as umhctl last applied it (the record holds hash, mode and owner): a hand edit."""
+    if not recorded:
+        return []
+    what = []
+    if recorded.get("sha256") and recorded["sha256"] != fact.sha256:
+        what.append("content")
+    mode = recorded.get("mode")
+    if mode and int(mode, 8) != fact.mode:
+        what.append(f"mode {mode} → {fact.mode or 0:04o}")
+    owner = (recorded.get("owner"), recorded.get("group"))
+    if all(owner) and owner != (fact.owner, fact.group):
+        what.append(f"owner {owner[0]}:{owner[1]} → {fact.owner}:{fact.group}")
+    return what
 
 
 def _link_change(link: Link, fact: PathFact, seal: Seal | None) -> Change | None:
@@ -145,7 +171,8 @@ def _link_change(link: Link, fact: PathFact, seal: Seal | None) -> Change | None
     if fact.kind != "link":
         return _replaced("link", link.path, fact, after, seal=seal, sensitive=seal is not None)
     if fact.target != link.target:
-        return Change(Action.UPDATE, "link", link.path, f"points to {fact.target}", _fact_attrs(fact), after)
+        reason = f"points to {fact.target} → {link.target}"
+        return Change(Action.UPDATE, "link", link.path, reason, _fact_attrs(fact), after)
     return None
 
 

@@ -320,23 +320,27 @@ def upload(path: str, sha256: str, token: str, index: int) -> str:
     (its stdin is the data): paths and a hash only."""
     directory = path.rsplit("/", 1)[0] or "/"
     tmp = _temp(token, index, path)
-    return _HEAD + "\n".join(
-        [
-            _MKDIRS.rstrip("\n"),
-            f"mkdirs {q(directory)}",
-            f"t={q(tmp)}",
-            "trap 'rm -f -- \"$t\"' EXIT",
-            'cat > "$t"',
-            'sum=$(sha256sum -- "$t" | cut -d " " -f 1)',
-            f'if [ "$sum" != {q(sha256)} ]; then echo "MISMATCH $sum"; exit 3; fi',
-            'chmod 0644 -- "$t"',
-            'sync -- "$t"',
-            f'mv -f -T -- "$t" {q(path)}',
-            "trap - EXIT",
-            f"sync -- {q(directory)} || echo 'WARNING directory not synced'",
-            "echo UPLOADED",
-        ]
-    ) + "\n"
+    return (
+        _HEAD
+        + "\n".join(
+            [
+                _MKDIRS.rstrip("\n"),
+                f"mkdirs {q(directory)}",
+                f"t={q(tmp)}",
+                "trap 'rm -f -- \"$t\"' EXIT",
+                'cat > "$t"',
+                'sum=$(sha256sum -- "$t" | cut -d " " -f 1)',
+                f'if [ "$sum" != {q(sha256)} ]; then echo "MISMATCH $sum"; exit 3; fi',
+                'chmod 0644 -- "$t"',
+                'sync -- "$t"',
+                f'mv -f -T -- "$t" {q(path)}',
+                "trap - EXIT",
+                f"sync -- {q(directory)} || echo 'WARNING directory not synced'",
+                "echo UPLOADED",
+            ]
+        )
+        + "\n"
+    )
 
 
 def prune(paths: Sequence[str]) -> str:

@@ -80,9 +80,7 @@ class Connection:
         command = "sudo -n bash -c " + shlex.quote(script)
         return self._exec(command, None, source, sudo=True, timeout=timeout)
 
-    def _exec(
-        self, command: str, data: bytes | None, source: Path | None, *, sudo: bool, timeout: float
-    ) -> Result:
+    def _exec(self, command: str, data: bytes | None, source: Path | None, *, sudo: bool, timeout: float) -> Result:
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
             raise UmhctlError(f"{self.endpoint.device}: the SSH connection is closed")
