@@ -63,8 +63,9 @@ def cli_app() -> typer.Typer:
 
 
 def invoke(*args: str) -> tuple[int, str]:
+    """The exit code, and stdout (JSON alone there) with -o json, else everything a terminal would show."""
     result = CliRunner().invoke(cli_app(), list(args))
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout if "json" in args else result.output
 
 
 @dataclass

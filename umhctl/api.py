@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,9 +66,13 @@ def render(
     from umhctl.knownhosts import record_site_host_keys, site_known_hosts
     from umhctl.render import render_site
     from umhctl.render.output import write_render
+    from umhctl.resolver import RedactedSecrets, SecretResolver
 
     loaded = load_blueprint(file)
-    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
+    # A redacted render reads no secret and writes no store: CI renders for review with no secrets at all.
+    secrets: SecretResolver = (
+        RedactedSecrets() if redact else SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
+    )
     renders = render_site(loaded, secrets, devices=devices, redact=redact)
     seal = secrets.sealer()
     written = [
@@ -75,7 +80,8 @@ def render(
     ]
     if not update_known_hosts:
         return RenderResult(out, redact, written)
-    recorded = record_site_host_keys(loaded, secrets, [r.device for r in renders])
+    store = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
+    recorded = record_site_host_keys(loaded, store, [r.device for r in renders])
     return RenderResult(out, redact, written, site_known_hosts(loaded), recorded)
 
 
@@ -136,6 +142,12 @@ def _targets(
     return targets
 
 
+def _version(loaded: LoadedBlueprint) -> BlueprintVersion:
+    from umhctl.render import render_inputs
+
+    return blueprint_version(loaded.path, render_inputs(loaded))
+
+
 def _info(loaded: LoadedBlueprint, version: BlueprintVersion) -> dict[str, object]:
     return {
         "path": str(loaded.path),
@@ -164,7 +176,7 @@ def plan(
 ) -> PlanResult:
     hints = hints or Hints()
     loaded = load_blueprint(file)
-    version = blueprint_version(loaded.path)
+    version = _version(loaded)
     secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
     fleet = _targets(loaded, secrets, _inventory(loaded, inventory, identity), version, devices, hints)
     info = _info(loaded, version)
@@ -193,26 +205,24 @@ def apply(
     """Plan (or load a saved plan), ask `confirm` (None: yes), execute. `file` None: the saved plan's blueprint."""
     from umhctl.runstate import last_failed, save_outcomes
 
+    started = time.monotonic()
     hints = hints or Hints()
     saved = load_plan(planfile) if planfile is not None else None
     if file is None:
         if saved is None:
             raise UmhctlError("no blueprint given")
         file = Path(saved.blueprint["path"])
+    loaded = load_blueprint(file)  # first: a wrong -f is an error, also with --retry-failed
     if retry_failed:
         failed = last_failed(file)
         devices = sorted(set(devices or failed) & set(failed))
         if not devices:
-            return ApplyResult(
-                Plan({"path": str(file)}, []), [], message="No device failed in the last apply: nothing to retry."
-            )
-    loaded = load_blueprint(file)
-    version = blueprint_version(loaded.path)
+            nothing = "No device failed in the last apply: nothing to retry."
+            return ApplyResult(Plan({"path": str(file)}, []), [], message=nothing)
+    version = _version(loaded)
     if version.dirty and not allow_dirty:
-        raise UmhctlError(
-            f"{file} has uncommitted changes ({version.describe()}); refusing to apply what is not in git",
-            hint="commit the blueprint first, or pass --allow-dirty (the apply is then recorded as dirty)",
-        )
+        message, hint = version.refusal(file, "apply")
+        raise UmhctlError(message, hint=hint)
     secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
     fleet = _targets(loaded, secrets, _inventory(loaded, inventory, identity), version, devices, hints)
     info = _info(loaded, version)
@@ -237,7 +247,7 @@ def apply(
     outcomes = [_unplanned(d.device, d.error) for d in work.devices if d.error] + outcomes
     save_outcomes(loaded.path, outcomes)
     retry = hints.command("apply", "--retry-failed") if any(not o.ok for o in outcomes) else None
-    return ApplyResult(work, outcomes, retry_hint=retry)
+    return ApplyResult(work, outcomes, retry_hint=retry, seconds=time.monotonic() - started)
 
 
 def _unplanned(device: str, error: str | None) -> Outcome:
@@ -284,12 +294,10 @@ def reset_device(
     bp = loaded.blueprint
     if name not in [d.name for d in bp.devices]:
         raise UmhctlError(f"no device '{name}' in {file}", hint="devices: " + ", ".join(d.name for d in bp.devices))
-    version = blueprint_version(loaded.path)
+    version = _version(loaded)
     if version.dirty and not allow_dirty:
-        raise UmhctlError(
-            f"{file} has uncommitted changes ({version.describe()}); a rebuilt device must match what is in git",
-            hint="commit the blueprint first, or pass --allow-dirty",
-        )
+        message, hint = version.refusal(file, "rebuild from")
+        raise UmhctlError(message + " (a rebuilt device must match what is in git)", hint=hint)
     edges = dependent_edges(loaded, name)
     if edges and not force and media is None:
         raise UmhctlError(

@@ -9,9 +9,10 @@ One device's failure never stops the others. Phases are identified by key, never
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -57,6 +58,7 @@ class Outcome:
     failed_title: str | None = None
     past_no_return: bool = False  # a point-of-no-return phase succeeded before the failure (or the end)
     changed_device: bool = False  # a phase that changes the device ran (fully or in part)
+    interrupted: bool = False  # stopped by Ctrl-C (then `failed_phase` is where)
     timings: list[Timing] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what happened, for the summary
 
@@ -78,6 +80,7 @@ class Outcome:
             "failed_phase": self.failed_phase,
             "past_point_of_no_return": self.past_no_return,
             "changed_device": self.changed_device,
+            "interrupted": self.interrupted,
             "seconds": round(self.seconds, 3),
             "phases": [{"phase": t.key, "title": t.title, "seconds": round(t.seconds, 3)} for t in self.timings],
             "notes": self.notes,
@@ -110,18 +113,32 @@ class SilentReporter:
         pass
 
 
-def run_phases(ctx: C, phases: Sequence[Phase[C]], reporter: Reporter) -> Outcome:
+INTERRUPTED = "interrupted (Ctrl-C)"
+
+
+def run_phases(ctx: C, phases: Sequence[Phase[C]], reporter: Reporter, stop: threading.Event | None = None) -> Outcome:
+    """Run the phases in order. Ctrl-C (KeyboardInterrupt here, or `stop` set by the fleet runner) ends the run at
+    the phase it reached, like a failure there: the cleanup phases still run (a second Ctrl-C skips them)."""
     outcome = Outcome(ctx.device)
     for phase in phases:
         if not outcome.ok and not phase.cleanup:
             continue
         if not phase.should_run(ctx):
             continue
+        if stop is not None and stop.is_set() and outcome.ok and not phase.cleanup:
+            outcome.fail(phase, f"{INTERRUPTED} before {phase.title}")
+            outcome.interrupted = True
+            continue
         reporter.phase(ctx.device, phase.key, phase.title)
         start = time.monotonic()
         outcome.changed_device |= phase.changes_device
         try:
             phase.run(ctx)
+        except KeyboardInterrupt:
+            if outcome.interrupted:
+                raise  # Ctrl-C again, during the cleanup: stop right away
+            outcome.fail(phase, f"{INTERRUPTED} while {phase.title}")
+            outcome.ok, outcome.interrupted = False, True
         except UmhctlError as exc:
             outcome.fail(phase, _strip_device(str(exc), ctx.device), exc.hint)
         except Exception as exc:  # a bug must fail this device, not the whole fleet run
@@ -149,14 +166,25 @@ def run_fleet(
     ("plan", "apply", "reset") tells the reporter what is going on."""
     report = reporter or SilentReporter()
     report.start([c.device for c in contexts], activity)
+    stop = threading.Event()
+
+    def one(ctx: C) -> Outcome:
+        outcome = run_phases(ctx, phases, report, stop)
+        report.done(outcome)
+        return outcome
+
     try:
-
-        def one(ctx: C) -> Outcome:
-            outcome = run_phases(ctx, phases, report)
-            report.done(outcome)
-            return outcome
-
-        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            return list(pool.map(one, contexts))
+        if parallel <= 1 or len(contexts) <= 1:
+            # In this thread: Ctrl-C reaches the phase that is running and is reported as stopping there.
+            return [one(ctx) for ctx in contexts]
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            futures = [pool.submit(one, ctx) for ctx in contexts]
+            try:
+                wait(futures)
+            except KeyboardInterrupt:
+                # Each device stops at its next phase boundary and still unlocks and disconnects.
+                stop.set()
+                wait(futures)
+            return [f.result() for f in futures]
     finally:
         report.stop()

@@ -88,6 +88,7 @@ class ApplyResult:
     cancelled: bool = False
     retry_hint: str | None = None  # the command that reruns only the failed devices
     message: str | None = None  # why nothing was done, when that is the whole answer
+    seconds: float = 0.0  # wall time of the whole apply
 
     command = "apply"
 
@@ -100,6 +101,7 @@ class ApplyResult:
             "plan": self.plan.to_dict(),
             "cancelled": self.cancelled,
             "message": self.message,
+            "seconds": round(self.seconds, 3),
             "results": [o.to_dict() for o in self.outcomes],
         }
 

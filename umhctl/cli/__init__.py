@@ -10,7 +10,20 @@ import typer
 
 from umhctl import __version__
 from umhctl.cli import options
-from umhctl.cli.options import BlueprintOpt, DeviceOpt, Output, OutputOpt, boundary, default_blueprint
+from umhctl.cli.options import (
+    EXIT_CODES_HELP,
+    EXIT_INTERRUPTED,
+    BlueprintOpt,
+    CliCommand,
+    CliGroup,
+    DeviceArg,
+    DeviceOpt,
+    Output,
+    OutputOpt,
+    between,
+    boundary,
+    default_blueprint,
+)
 from umhctl.cli.sim import sim_app
 from umhctl.errors import UmhctlError
 
@@ -22,10 +35,14 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="umhctl",
-    help="Declarative provisioning for United Manufacturing Hub edge sites.",
+    cls=CliGroup,
+    help="Declarative provisioning for United Manufacturing Hub edge sites: validate a site blueprint, render "
+    "each device's configuration, plan and apply it over SSH, rebuild a device.",
+    epilog=f"Every command takes --debug (tracebacks) and -o json (a JSON document, errors included). "
+    f"{EXIT_CODES_HELP}",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    rich_markup_mode=None,
 )
 app.add_typer(sim_app, name="sim")
 
@@ -40,18 +57,23 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors (on any command).")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    options.debug["on"] = debug
+    options.debug["on"] = options.debug["on"] or debug
 
 
-@app.command()
+@app.command(cls=CliCommand)
 @boundary
 def validate(file: BlueprintOpt, output: OutputOpt = Output.text) -> None:
-    """Check a blueprint: schema and cross-references, every problem at once."""
+    """Check a blueprint: schema and cross-references, every problem at once.
+
+    \b
+    Example:
+      umhctl validate -f blueprints/demo-site.yaml
+    """
     from umhctl import api
     from umhctl.cli import views
 
@@ -63,10 +85,15 @@ def validate(file: BlueprintOpt, output: OutputOpt = Output.text) -> None:
     raise typer.Exit(0 if result.ok else 1)
 
 
-@app.command()
+@app.command(cls=CliCommand)
 @boundary
 def schema() -> None:
-    """Print the blueprint JSON Schema (Draft 2020-12), for editors and CI."""
+    """Print the blueprint JSON Schema (Draft 2020-12), for editors and CI.
+
+    \b
+    Example:
+      umhctl schema > schema/site-blueprint.schema.json
+    """
     import json
 
     from umhctl.blueprint.model import json_schema
@@ -74,11 +101,11 @@ def schema() -> None:
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
-@app.command()
+@app.command(cls=CliCommand)
 @boundary
 def render(
     file: BlueprintOpt,
-    out: Annotated[Path, typer.Option("--out", help="Directory to write DIR/<device>/... into.")],
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Directory to write DIR/<device>/... into.")],
     device: DeviceOpt = None,
     redact: Annotated[
         bool, typer.Option("--redact", help="Write placeholders instead of secret values (to review renders).")
@@ -92,7 +119,12 @@ def render(
     ] = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Write each device's Ignition config, Butane twin and desired file tree. No network."""
+    """Write each device's Ignition config, Butane twin and desired file tree. No network.
+
+    \b
+    Example:
+      umhctl render -f blueprints/demo-site.yaml --out out/render --redact
+    """
     from umhctl import api
     from umhctl.cli import views
 
@@ -109,13 +141,16 @@ IdentityOpt = Annotated[
     typer.Option(
         "-i",
         "--identity",
+        metavar="KEY",
         help="SSH private key (default: ssh-agent and ~/.ssh keys).",
         show_default=False,
         exists=True,
         dir_okay=False,
     ),
 ]
-ParallelOpt = Annotated[int, typer.Option("--parallel", min=1, max=64, help="Devices worked on at once.")]
+ParallelOpt = Annotated[
+    int, typer.Option("--parallel", metavar="N", callback=between(1, 64), help="Devices worked on at once (1-64).")
+]
 
 
 def _inventory(sim: bool) -> InventoryFor | None:
@@ -142,7 +177,7 @@ def _reporter() -> ConsoleReporter:
     return ConsoleReporter(views.console(stderr=True))
 
 
-@app.command()
+@app.command(cls=CliCommand)
 @boundary
 def plan(
     file: BlueprintOpt,
@@ -150,7 +185,8 @@ def plan(
     sim: SimOpt = False,
     identity: IdentityOpt = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Save the plan for a later `umhctl apply PLANFILE`.")
+        Path | None,
+        typer.Option("--out", metavar="PLANFILE", help="Save the plan for a later `umhctl apply PLANFILE`."),
     ] = None,
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 0 when nothing changes, 2 when changes are pending.")
@@ -158,7 +194,14 @@ def plan(
     parallel: ParallelOpt = DEFAULT_PARALLEL,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Show, per device, what apply would change (desired state vs what is really on the device)."""
+    """Show, per device, what apply would change (desired state vs what is really on the device).
+
+    \b
+    Examples:
+      umhctl plan -f site.yaml
+      umhctl plan -f site.yaml --detailed-exitcode --out plan.json
+      umhctl plan --sim -f blueprints/demo-site.yaml --device edge-01
+    """
     from umhctl import api
     from umhctl.cli import views
 
@@ -181,7 +224,7 @@ def plan(
     raise typer.Exit(2 if detailed_exitcode and result.plan.has_changes else 0)
 
 
-@app.command()
+@app.command(cls=CliCommand)
 @boundary
 def apply(
     file: Annotated[
@@ -189,11 +232,14 @@ def apply(
         typer.Option(
             "-f",
             "--file",
+            metavar="FILE",
             help="Site blueprint. Default: the saved plan's, else $UMHCTL_BLUEPRINT, else ./blueprint.yaml.",
             show_default=False,
         ),
     ] = None,
-    planfile: Annotated[Path | None, typer.Argument(help="A plan saved with `umhctl plan --out`.")] = None,
+    planfile: Annotated[
+        Path | None, typer.Argument(metavar="[PLANFILE]", help="A plan saved with `umhctl plan --out`.")
+    ] = None,
     device: DeviceOpt = None,
     sim: SimOpt = False,
     identity: IdentityOpt = None,
@@ -210,7 +256,14 @@ def apply(
     ] = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Converge devices to the blueprint over SSH. A second apply changes nothing."""
+    """Converge devices to the blueprint over SSH. A second apply changes nothing.
+
+    \b
+    Examples:
+      umhctl apply -f site.yaml
+      umhctl apply plan.json --yes
+      umhctl apply --sim -f blueprints/demo-site.yaml --retry-failed --yes
+    """
     from umhctl import api
     from umhctl.cli import views
     from umhctl.results import PlanResult
@@ -255,10 +308,12 @@ def apply(
         if not shown and not result.message:
             views.show_plan(PlanResult(result.plan))  # nothing to do, or nothing could be planned: it says so
         views.show_apply(result)
+    if any(o.interrupted for o in result.outcomes):
+        raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(0 if result.ok else 1)
 
 
-@app.command()
+@app.command(cls=CliCommand)
 @boundary
 def lock(
     file: BlueprintOpt,
@@ -270,7 +325,12 @@ def lock(
     ] = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Pin every artifact the devices need (the k3s system extension) by sha256 in the lock file."""
+    """Pin every artifact the devices need (the k3s system extension) by sha256 in the lock file.
+
+    \b
+    Example:
+      umhctl lock -f site.yaml && git commit site.lock.json -m "Pin k3s"
+    """
     from umhctl import api
     from umhctl.cli import views
 
@@ -286,14 +346,19 @@ def lock(
         views.show_lock(result)
 
 
-@app.command()
+@app.command(cls=CliCommand)
 @boundary
 def fetch(
     file: BlueprintOpt,
     sim: Annotated[bool, typer.Option("--sim", help="Fetch the simulated site's stand-in images.")] = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Download every pinned artifact into the local cache and verify its hash (do it where there is internet)."""
+    """Download every pinned artifact into the local cache and verify its hash (do it where there is internet).
+
+    \b
+    Example:
+      umhctl fetch -f site.yaml
+    """
     from umhctl import api
     from umhctl.cli import views
 
@@ -310,25 +375,34 @@ def fetch(
         views.show_fetch(result)
 
 
-reset_app = typer.Typer(name="reset", help="Rebuild a device from the blueprint.", no_args_is_help=True)
+reset_app = typer.Typer(
+    name="reset",
+    help="Rebuild a device from the blueprint.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(reset_app, name="reset")
 
 
-@reset_app.command("device")
+@reset_app.command("device", cls=CliCommand)
 @boundary
 def reset_device(
-    name: Annotated[str, typer.Argument(help="The device to rebuild.")],
+    name: DeviceArg,
     file: BlueprintOpt,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     media: Annotated[
         Path | None,
-        typer.Option("--media", help="Write install media for a dead or replaced device into DIR/<device>/."),
+        typer.Option(
+            "--media", metavar="DIR", help="Write install media for a dead or replaced device into DIR/<device>/."
+        ),
     ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for a reinstalled device to come up, then apply and verify.")
     ] = False,
     backup: Annotated[
-        Path | None, typer.Option("--backup", help="Save the blueprint's data paths into DIR first.")
+        Path | None,
+        typer.Option("--backup", metavar="DIR", help="Save the blueprint's data paths into DIR first."),
     ] = None,
     rotate_host_key: Annotated[
         bool, typer.Option("--rotate-host-key", help="Give the device a new SSH host key (known_hosts is updated).")
@@ -338,13 +412,23 @@ def reset_device(
         bool, typer.Option("--allow-dirty", help="Use a blueprint with uncommitted changes.")
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=5, help="Seconds to wait for the device to come back.")
+        float,
+        typer.Option(
+            "--timeout", metavar="SECONDS", callback=between(5), help="Seconds to wait for the device (at least 5)."
+        ),
     ] = 900.0,
     sim: SimOpt = False,
     identity: IdentityOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Rebuild one device: stage flatcar-reset with its Ignition config, reboot, wait, apply, verify."""
+    """Rebuild one device: stage flatcar-reset with its Ignition config, reboot, wait, apply, verify.
+
+    \b
+    Examples:
+      umhctl reset device edge-01 -f site.yaml
+      umhctl reset device edge-02 -f site.yaml --media /media/usb
+      umhctl reset device edge-02 -f site.yaml --wait
+    """
     from umhctl import api
     from umhctl.cli import views
 
@@ -375,8 +459,10 @@ def reset_device(
         views.show_json(result)
     else:
         views.show_reset(result)
+    if result.outcome is not None and result.outcome.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(0 if result.ok else 1)
 
 
 def main() -> None:
-    app()
+    app(prog_name="umhctl")  # also under `python -m umhctl`: usage lines and hints name the command people type

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from umhctl.cli.options import BlueprintOpt, Output, OutputOpt, boundary
+from umhctl.cli.options import EXIT_CODES_HELP, BlueprintOpt, CliCommand, Output, OutputOpt, between, boundary
 
 if TYPE_CHECKING:
     from umhctl.sim.api import SimStatusResult, SimUpResult
@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 sim_app = typer.Typer(
     name="sim",
     help="A simulated site: every blueprint device as a real sshd in a root provisioned by the real Ignition.",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -27,6 +29,7 @@ StateDirOpt = Annotated[
     Path | None,
     typer.Option(
         "--state-dir",
+        metavar="DIR",
         help="The simulated site's state dir. Default: the one `sim up` used for the blueprint, else "
         "$UMHCTL_SIM_STATE/<site>, else $XDG_STATE_HOME/umhctl/sim/<site> (~/.local/state/umhctl/sim/<site>).",
         show_default=False,
@@ -34,7 +37,7 @@ StateDirOpt = Annotated[
 ]
 
 
-@sim_app.command()
+@sim_app.command(cls=CliCommand)
 @boundary
 def up(
     file: BlueprintOpt,
@@ -43,19 +46,32 @@ def up(
         str | None,
         typer.Option(
             "--base-address",
+            metavar="IP",
             help="First device address (127.0.0.0/8 only). Default: derived from the site name.",
             show_default=False,
         ),
     ] = None,
-    port: Annotated[int, typer.Option("--port", help="SSH port of every device.", min=1, max=65535)] = 22,
+    port: Annotated[
+        int, typer.Option("--port", metavar="PORT", callback=between(1, 65535), help="SSH port of every device.")
+    ] = 22,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Build and start one simulated device per blueprint device (running ones are left alone)."""
+    """Build and start one simulated device per blueprint device (running ones are left alone).
+
+    \b
+    Example:
+      umhctl sim up -f blueprints/demo-site.yaml
+    """
     from umhctl.cli import views
     from umhctl.errors import UmhctlError
     from umhctl.sim.api import sim_up
 
-    result = sim_up(file, state_dir=state_dir, base_address=base_address, port=port)
+    progress = views.console(stderr=True)
+
+    def say(device: str, what: str) -> None:
+        progress.print(f"{device}: {what}", markup=False, highlight=False)
+
+    result = sim_up(file, state_dir=state_dir, base_address=base_address, port=port, progress=say)
     if output is Output.json:
         views.show_json(result)
     else:
@@ -68,10 +84,15 @@ def up(
         )
 
 
-@sim_app.command()
+@sim_app.command(cls=CliCommand)
 @boundary
 def down(file: BlueprintOpt, state_dir: StateDirOpt = None, output: OutputOpt = Output.text) -> None:
-    """Stop and remove every device of the simulated site (no process, no mount is left)."""
+    """Stop and remove every device of the simulated site (no process, no mount is left).
+
+    \b
+    Example:
+      umhctl sim down -f blueprints/demo-site.yaml
+    """
     from umhctl.cli import views
     from umhctl.sim.api import sim_down
 
@@ -82,7 +103,7 @@ def down(file: BlueprintOpt, state_dir: StateDirOpt = None, output: OutputOpt = 
         views.show_line(f"removed {views.count(len(result.removed), 'simulated device')} ({result.state_dir})")
 
 
-@sim_app.command()
+@sim_app.command(cls=CliCommand)
 @boundary
 def status(
     file: BlueprintOpt,
@@ -90,7 +111,12 @@ def status(
     login: Annotated[bool, typer.Option("--login/--no-login", help="Also log in over SSH (strict host keys).")] = True,
     output: OutputOpt = Output.text,
 ) -> None:
-    """List the simulated devices, their addresses and whether their sshd answers."""
+    """List the simulated devices, their addresses and whether their sshd answers.
+
+    \b
+    Example:
+      umhctl sim status -f blueprints/demo-site.yaml
+    """
     from umhctl.cli import views
     from umhctl.sim.api import sim_status
 

@@ -135,11 +135,24 @@ def show_apply(result: ApplyResult) -> None:
         show_error(f"could not plan {', '.join(failed_to_plan)}; nothing was applied there")
     if result.outcomes:
         show_outcomes(result.outcomes, title="Apply")
+    show_line(apply_summary(result))
     if result.retry_hint:
-        failed = sum(not o.ok for o in result.outcomes)
-        show_line(
-            f"{failed} of {count(len(result.outcomes), 'device')} failed; rerun only those with: {result.retry_hint}"
-        )
+        show_line(f"rerun only the failed ones with: {result.retry_hint}")
+
+
+def apply_summary(result: ApplyResult) -> str:
+    """`3 devices: 2 changed, 1 unchanged, 0 failed in 4.1 s`."""
+    by_device = {o.device: o for o in result.outcomes}
+    changed = sum(1 for o in result.outcomes if o.ok and o.changed_device)
+    failed = sum(1 for o in result.outcomes if not o.ok)
+    unchanged = sum(
+        1
+        for d in result.plan.devices
+        if d.device not in by_device or (by_device[d.device].ok and not by_device[d.device].changed_device)
+    )
+    seconds = result.seconds
+    total = len(result.plan.devices)
+    return f"{count(total, 'device')}: {changed} changed, {unchanged} unchanged, {failed} failed in {seconds:.1f} s"
 
 
 def show_outcomes(outcomes: Sequence[Outcome], *, title: str) -> None:
@@ -198,7 +211,9 @@ def show_reset(result: ResetResult) -> None:
     for note in outcome.notes:
         out.print(f"  {escape(note)}", highlight=False)
     if outcome.ok:
-        out.print(f"[green]{escape(outcome.device)} is rebuilt and matches the blueprint.[/green]")
+        out.print(
+            f"[green]{escape(outcome.device)} is rebuilt and matches the blueprint ({outcome.seconds:.1f} s).[/green]"
+        )
         return
     if result.rotation_undone:
         show_line(f"{result.device}: the host key rotation was undone; the device keeps its key", stderr=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,11 +77,16 @@ def _state_dir(file: Path, state_dir: Path | None) -> Path:
 
 
 def sim_up(
-    file: Path, *, state_dir: Path | None = None, base_address: str | None = None, port: int = 22
+    file: Path,
+    *,
+    state_dir: Path | None = None,
+    base_address: str | None = None,
+    port: int = 22,
+    progress: Callable[[str, str], None] | None = None,
 ) -> SimUpResult:
     from umhctl.sim import site
 
-    started, results = site.up(file, state_dir=state_dir, base_address=base_address, port=port)
+    started, results = site.up(file, state_dir=state_dir, base_address=base_address, port=port, progress=progress)
     return SimUpResult(started, results)
 
 

@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
@@ -126,8 +127,11 @@ def up(
     base_address: str | None = None,
     port: int = 22,
     workers: int = WORKERS,
+    progress: Callable[[str, str], None] | None = None,
 ) -> tuple[SimSite, list[DeviceResult]]:
-    """Render the blueprint and bring every device up; running devices are left alone, stopped ones start."""
+    """Render the blueprint and bring every device up; running devices are left alone, stopped ones start.
+    `progress(device, what)` hears of each device as it comes up."""
+    say = progress or (lambda device, what: None)
     from umhctl.blueprint.loader import load_blueprint
     from umhctl.render import render_site
     from umhctl.secrets import SecretStore
@@ -148,6 +152,15 @@ def up(
         site = _load_or_new(state_dir, bp.metadata.name)
         if site.site != bp.metadata.name:
             raise UmhctlError(f"{state_dir} holds the simulated site '{site.site}', not '{bp.metadata.name}'")
+        other = site.blueprint
+        if other and Path(other) != loaded.path and any(site.running(n) for n in site.devices):
+            # Same site name from another checkout: re-pointing the running site would serve the other's devices
+            # from this blueprint's renders.
+            raise UmhctlError(
+                f"the simulated site '{site.site}' in {state_dir} was started from {other}, and it runs",
+                hint=f"stop it first (umhctl sim down -f {other}), or give this checkout its own site: "
+                f"umhctl sim up -f {blueprint} --state-dir DIR",
+            )
         site.user = bp.access.user
         site.blueprint = str(loaded.path)
         site.base_address = base_address or site.base_address or str(site_base_address(site.site))
@@ -175,14 +188,18 @@ def up(
             device = site.devices[name]
             try:
                 if _needs_provisioning(site, name):
+                    say(name, "provisioning with Ignition")
                     _provision(site, name, renders[name].ignition, layer)
                 _start(site, name, layer, operator_key)
+                say(name, f"running, sshd on {device.address}:{device.port}")
                 return _result(device, "started")
             except UmhctlError as exc:
                 device.status, device.message = "failed", str(exc)
+                say(name, "failed")
                 return _result(device, "failed")
             except Exception as exc:  # recorded, not raised: the other devices of the pool are running by now
                 device.status, device.message = "failed", f"internal error: {type(exc).__name__}: {exc}"
+                say(name, "failed")
                 return _result(device, "failed")
 
         results = {
