@@ -165,6 +165,9 @@ def test_saved_plan_refuses_a_device_that_changed_and_retry_failed_finishes(site
     code, text, err = site.run("apply", str(planfile), "--sim", "--yes")
     assert code == 1
     assert "plan is stale for edge-02: /etc/hostname changed since the plan was made" in text + err
+    # The saved plan was what was reviewed: the way on is a new plan, for the same site (pasteable), not a retry.
+    assert f"umhctl plan --out {planfile} -f {site.blueprint} --sim" in text + err
+    assert "--retry-failed" not in text + err
     code, out = site.apply("--retry-failed")
     assert code == 0, out
     assert hostname.read_text() == "edge-02\n"

@@ -105,7 +105,10 @@ def test_when_no_device_answers_the_likely_cause_is_named(site: Site) -> None:
         assert code == 1
         assert "Nothing could be planned: no device answered." in out and "plant network" in out
     finally:
-        assert site.run("sim", "up")[0] == 0
+        code, out = site.run("sim", "up")
+        assert code == 0
+    # sim up says how each device came up, one line per device as it happens
+    assert all(f"{device}: " in out for device in site.sim.devices), out
     assert site.converged()
 
 

@@ -89,7 +89,7 @@ def test_media_for_a_replaced_device(site: Site, tmp_path: Path) -> None:
     command = (media / "install-command.txt").read_text().strip()
     assert command == "sudo flatcar-install -d /dev/sda -C stable -V 4152.2.3 -i ignition.json"
     sheet = (media / "INSTRUCTIONS.txt").read_text()
-    assert command in sheet and "umhctl reset device edge-02 --wait" in sheet
+    assert command in sheet and f"umhctl reset device edge-02 --wait -f {site.blueprint}" in sheet
     assert json.loads(config.read_text())["ignition"]["version"] == "3.3.0"
 
 

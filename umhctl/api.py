@@ -212,6 +212,7 @@ def apply(
         if saved is None:
             raise UmhctlError("no blueprint given")
         file = Path(saved.blueprint["path"])
+        hints = hints.with_file(str(file))
     loaded = load_blueprint(file)  # first: a wrong -f is an error, also with --retry-failed
     if retry_failed:
         failed = last_failed(file)
@@ -246,7 +247,13 @@ def apply(
     # Devices that could not even be planned (unreachable, ...) belong in the results too.
     outcomes = [_unplanned(d.device, d.error) for d in work.devices if d.error] + outcomes
     save_outcomes(loaded.path, outcomes)
-    retry = hints.command("apply", "--retry-failed") if any(not o.ok for o in outcomes) else None
+    failed = any(not o.ok for o in outcomes)
+    if saved is not None:
+        # A saved plan was reviewed as it stands: where it failed, what is owed is a new plan to review, not a
+        # rerun that would plan and apply unseen changes.
+        replan = hints.command("plan", "--out", str(planfile)) if failed else None
+        return ApplyResult(work, outcomes, replan_hint=replan, seconds=time.monotonic() - started)
+    retry = hints.command("apply", "--retry-failed") if failed else None
     return ApplyResult(work, outcomes, retry_hint=retry, seconds=time.monotonic() - started)
 
 

@@ -12,3 +12,7 @@ class Hints:
 
     def command(self, *words: str) -> str:
         return shlex.join(["umhctl", *words, *self.selection])
+
+    def with_file(self, file: str) -> Hints:
+        """These hints, naming the blueprint `file` when the command line did not (apply of a saved plan)."""
+        return self if "-f" in self.selection else Hints(("-f", file, *self.selection))

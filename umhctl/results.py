@@ -87,6 +87,7 @@ class ApplyResult:
     outcomes: list[Outcome]
     cancelled: bool = False
     retry_hint: str | None = None  # the command that reruns only the failed devices
+    replan_hint: str | None = None  # after a saved plan failed somewhere: the command that makes a new one
     message: str | None = None  # why nothing was done, when that is the whole answer
     seconds: float = 0.0  # wall time of the whole apply
 

@@ -138,6 +138,8 @@ def show_apply(result: ApplyResult) -> None:
     show_line(apply_summary(result))
     if result.retry_hint:
         show_line(f"rerun only the failed ones with: {result.retry_hint}")
+    if result.replan_hint:
+        show_line(f"make a new plan, review it and apply that file: {result.replan_hint}")
 
 
 def apply_summary(result: ApplyResult) -> str:
