@@ -32,6 +32,8 @@ from .nodered_js import Message
 pytestmark = pytest.mark.skipif(
     nodered_js.NODE is None, reason="needs node (Debian package nodejs; scripts/setup.sh installs it)"
 )
+
+
 @pytest.fixture(scope="module")
 def secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("secrets")

@@ -247,13 +247,13 @@ def apply(
     # Devices that could not even be planned (unreachable, ...) belong in the results too.
     outcomes = [_unplanned(d.device, d.error) for d in work.devices if d.error] + outcomes
     save_outcomes(loaded.path, outcomes)
-    failed = any(not o.ok for o in outcomes)
+    any_failed = any(not o.ok for o in outcomes)
     if saved is not None:
         # A saved plan was reviewed as it stands: where it failed, what is owed is a new plan to review, not a
         # rerun that would plan and apply unseen changes.
-        replan = hints.command("plan", "--out", str(planfile)) if failed else None
+        replan = hints.command("plan", "--out", str(planfile)) if any_failed else None
         return ApplyResult(work, outcomes, replan_hint=replan, seconds=time.monotonic() - started)
-    retry = hints.command("apply", "--retry-failed") if failed else None
+    retry = hints.command("apply", "--retry-failed") if any_failed else None
     return ApplyResult(work, outcomes, retry_hint=retry, seconds=time.monotonic() - started)
 
 

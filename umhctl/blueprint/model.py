@@ -180,6 +180,8 @@ UnitName = Annotated[
     str,
     Format(r"[A-Za-z0-9:_.@-]+\.(service|socket|timer|path|target|mount)", "a systemd unit name", "chronyd.service"),
 ]
+
+
 def _iana_zone(value: str) -> str:
     """A zone of the IANA time zone database, checked against the `tzdata` package (not the operator's OS): the
     device links /etc/localtime to /usr/share/zoneinfo/<zone>, and a zone it lacks is a dangling link."""
