@@ -15,6 +15,8 @@ fi
 # postgresql (15): the tests run the TimescaleDB setup Job's SQL and check each database role against a real server.
 packages=(git python3 python3-venv python3-pip ignition openssh-server openssh-client sudo iproute2 util-linux nodejs
   postgresql)
+# systemd: systemd-analyze verifies the units umhctl renders, as systemd on a device reads them.
+packages+=(systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -56,3 +56,34 @@ def test_demo_site_renders_as_reviewed(tmp_path: Path, request: pytest.FixtureRe
     for rel, (_, content) in expected.items():
         assert actual[rel][1] == content, f"{rel} differs from tests/golden (run with --update-golden if intended)"
     assert modes == (GOLDEN / MODES).read_text(), "file modes changed"
+
+
+TAILSCALE_GOLDEN = ROOT / "tests" / "golden" / "tailscale"
+
+
+def test_tailscale_enroll_unit_and_config_render_as_reviewed(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo site with its Tailscale section on: edge-01's enroll unit and its whole Ignition config."""
+    from .tailnet import tailscale_site
+
+    store_dir = tmp_path / "secrets"
+    shutil.copytree(FIXED_SECRETS, store_dir)
+    loaded = load_blueprint(tailscale_site(tmp_path / "site"))
+    store = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, store_dir)
+    (render,) = render_site(loaded, store, devices=["edge-01"], redact=True)
+    out = tmp_path / "render"
+    write_render(render, out)
+    actual = {
+        "umhctl-tailscale-enroll.service": (
+            out / "edge-01/rootfs/etc/systemd/system/umhctl-tailscale-enroll.service"
+        ).read_bytes(),
+        "edge-01.ignition.json": (out / "edge-01/ignition.json").read_bytes(),
+    }
+    if request.config.getoption("--update-golden"):
+        TAILSCALE_GOLDEN.mkdir(parents=True, exist_ok=True)
+        for name, content in actual.items():
+            (TAILSCALE_GOLDEN / name).write_bytes(content)
+        pytest.skip("golden files rewritten; review the diff")
+    for name, content in actual.items():
+        assert content == (TAILSCALE_GOLDEN / name).read_bytes(), f"{name} differs from tests/golden/tailscale"

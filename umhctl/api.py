@@ -157,10 +157,22 @@ def _info(loaded: LoadedBlueprint, version: BlueprintVersion) -> dict[str, objec
     }
 
 
-def _inventory(loaded: LoadedBlueprint, inventory: InventoryFor | None, identity: Path | None) -> Inventory:
-    if inventory is None:
-        return blueprint_inventory(loaded, identity)
-    return inventory(loaded).with_identity(identity)
+def _inventory(
+    loaded: LoadedBlueprint,
+    inventory: InventoryFor | None,
+    identity: Path | None,
+    via: str | None = None,
+    management_hint: str | None = None,
+) -> Inventory:
+    """`via`: how to reach the devices for this run (management or tailscale); None: the blueprint's access.via.
+    `management_hint`: the same command through the management addresses, for a device the tailnet cannot reach."""
+    found = blueprint_inventory(loaded, identity) if inventory is None else inventory(loaded).with_identity(identity)
+    if (via or loaded.blueprint.access.via) != "tailscale":
+        return found
+    from umhctl.inventory import through_tailnet
+
+    hint = "reach it through its management address" + (f": {management_hint}" if management_hint else "")
+    return through_tailnet(found, loaded.blueprint, hint)
 
 
 def plan(
@@ -169,6 +181,7 @@ def plan(
     devices: list[str] | None = None,
     inventory: InventoryFor | None = None,
     identity: Path | None = None,
+    via: str | None = None,
     parallel: int = DEFAULT_PARALLEL,
     out: Path | None = None,
     reporter: Reporter | None = None,
@@ -178,7 +191,8 @@ def plan(
     loaded = load_blueprint(file)
     version = _version(loaded)
     secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
-    fleet = _targets(loaded, secrets, _inventory(loaded, inventory, identity), version, devices, hints)
+    site = _inventory(loaded, inventory, identity, via, hints.via_management("plan"))
+    fleet = _targets(loaded, secrets, site, version, devices, hints)
     info = _info(loaded, version)
     phases = Phases(info, ContentCache(), hints, command="plan")
     result = plan_site(info, fleet, phases, parallel=parallel, reporter=reporter)
@@ -194,6 +208,7 @@ def apply(
     devices: list[str] | None = None,
     inventory: InventoryFor | None = None,
     identity: Path | None = None,
+    via: str | None = None,
     parallel: int = DEFAULT_PARALLEL,
     retry_failed: bool = False,
     allow_dirty: bool = False,
@@ -225,7 +240,8 @@ def apply(
         message, hint = version.refusal(file, "apply")
         raise UmhctlError(message, hint=hint)
     secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
-    fleet = _targets(loaded, secrets, _inventory(loaded, inventory, identity), version, devices, hints)
+    site = _inventory(loaded, inventory, identity, via, hints.via_management("apply"))
+    fleet = _targets(loaded, secrets, site, version, devices, hints)
     info = _info(loaded, version)
     phases = Phases(info, ContentCache(), hints, command="apply", force_unlock=force_unlock)
     if saved is not None:
@@ -270,6 +286,7 @@ def reset_device(
     *,
     inventory: InventoryFor | None = None,
     identity: Path | None = None,
+    via: str | None = None,
     media: Path | None = None,
     wait: bool = False,
     backup: Path | None = None,
@@ -316,7 +333,7 @@ def reset_device(
         action = "wait for and configure" if wait else "wipe and rebuild"
         if not confirm(f"This will {action} {name}."):
             return ResetResult(name, None, cancelled=True)
-    site_inventory = _inventory(loaded, inventory, identity)
+    site_inventory = _inventory(loaded, inventory, identity, via, hints.via_management("reset", "device", name))
     # Only now, after the confirmation, may the host key change.
     secrets = SecretStore.for_blueprint(bp, loaded.path.parent)
     trust_new_key: Callable[[], None] | None = None
@@ -335,7 +352,9 @@ def reset_device(
     if touches_device:
         _pinned(loaded, source, hints)  # install media alone need no pin: their config fetches nothing
         _cached(loaded, source, hints)
-    (render,) = render_site(loaded, secrets, source, devices=[name], self_contained=True)
+    # In place (no --media), the device keeps its images: the tailnet's is linked at first boot (and checked first).
+    in_place = media is None
+    (render,) = render_site(loaded, secrets, source, devices=[name], self_contained=True, kept_images=in_place)
     ignition = ignition_json(render.ignition)
     written: Media | None = None
     if media is not None:
@@ -364,6 +383,7 @@ def reset_device(
         hostname=bp.device(name).host_name,
         trust_new_key=trust_new_key,
         old_key_fingerprint=old_key,
+        boot_images=[(a.path, a.sha256 or "") for a in render.state.artifacts if a.boot_link],
     )
     outcome = run_reset(run, ResetPhases(converge), reporter)
     undone = False

@@ -68,8 +68,10 @@ class Artifact:
 
 
 def needed(bp: SiteBlueprint) -> list[Artifact]:
-    """What every device of the site needs: the k3s system extension of the pinned version."""
-    return [Artifact("k3s", bp.versions.k3s)]
+    """What every device of the site needs: the k3s system extension of the pinned version, and Tailscale's
+    when the site reaches its devices through a tailnet."""
+    tailnet = bp.access.tailnet
+    return [Artifact("k3s", bp.versions.k3s), *([Artifact("tailscale", tailnet.version)] if tailnet else [])]
 
 
 def base_url(bp: SiteBlueprint) -> str:

@@ -16,3 +16,10 @@ class Hints:
     def with_file(self, file: str) -> Hints:
         """These hints, naming the blueprint `file` when the command line did not (apply of a saved plan)."""
         return self if "-f" in self.selection else Hints(("-f", file, *self.selection))
+
+    def via_management(self, *words: str) -> str:
+        """The same command reaching the devices through their management addresses (not the tailnet)."""
+        selection = list(self.selection)
+        if "--via" in selection:
+            del selection[selection.index("--via") : selection.index("--via") + 2]
+        return shlex.join(["umhctl", *words, *selection, "--via", "management"])

@@ -42,6 +42,8 @@ class ResetRun(DeviceRun):
     hostname: str = ""
     trust_new_key: Callable[[], None] | None = None  # --rotate-host-key: switch known_hosts once staged
     old_key_fingerprint: str | None = None  # with a rotation, the old system still answers with this key
+    # Images the rebuilt system links at first boot (path, sha256): kept across the reset, so they must be there.
+    boot_images: list[tuple[str, str]] = field(default_factory=list)
 
 
 def dependent_edges(loaded: LoadedBlueprint, device: str) -> list[str]:
@@ -62,6 +64,20 @@ def _backup(run: ResetRun) -> None:
     except UmhctlError as exc:
         raise UmhctlError(f"{exc}; nothing was reset") from None
     run.notes.append(f"backup: {target} ({size} bytes)")
+
+
+def _check_images(run: ResetRun) -> None:
+    """Before the point of no return: the images the rebuilt system links at first boot (the tailnet's: without
+    it the device could not enroll again, and nothing could reach it through the tailnet) are on the device."""
+    assert run.remote is not None
+    facts = run.remote.probe([path for path, _ in run.boot_images], [])
+    missing = [path for path, sha256 in run.boot_images if facts.path(path).sha256 != sha256]
+    if missing:
+        raise UmhctlError(
+            f"{', '.join(missing)} is not on the device (or not the pinned image): the rebuilt system links it at "
+            "first boot to enroll in the tailnet again; nothing was changed",
+            hint="apply first, so that the device holds the image, then reset it",
+        )
 
 
 def _stage(run: ResetRun) -> None:
@@ -129,6 +145,12 @@ class ResetPhases:
         self.converge = converge
         self.connect = Phase("connect", "connecting", converge._connect, should_run=_not_waiting)
         self.lock = Phase("lock-before-reset", "locking", converge._lock, should_run=_not_waiting)
+        self.images = Phase(
+            "check-images",
+            "checking kept images",
+            _check_images,
+            should_run=lambda run: bool(run.boot_images) and not run.wait_only,
+        )
         self.backup = Phase(
             "backup", "backing up data", _backup, should_run=lambda run: run.backup is not None and not run.wait_only
         )
@@ -148,6 +170,7 @@ class ResetPhases:
         own: list[Phase[ResetRun]] = [
             self.connect,
             self.lock,
+            self.images,
             self.backup,
             self.stage,
             self.trust,

@@ -117,6 +117,7 @@ def check_blueprint(
     _check_location(bp, report)
     _check_secrets(bp, report, files)
     _check_access(bp, report, files)
+    _check_tailscale(bp, report)
     _check_devices(bp, report)
     _check_services(bp, report)
     _check_masters_and_sensors(bp, report)
@@ -160,6 +161,8 @@ def secret_uses(bp: SiteBlueprint) -> Iterable[tuple[str, Loc]]:
     for i, db in enumerate(bp.databases):
         for j, user in enumerate(db.users):
             yield user.password_secret, ("databases", i, "users", j, "passwordSecret")
+    if bp.access.tailnet is not None:
+        yield bp.access.tailnet.auth_key_secret, ("access", "tailscale", "authKeySecret")
 
 
 def _check_secrets(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None:
@@ -206,6 +209,50 @@ def _check_access(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None:
             f"'{bp.access.known_hosts_file}' is outside the blueprint's repository",
             "keep known_hosts in the site repository, next to the blueprint (the default: known_hosts)",
         )
+
+
+def _check_tailscale(bp: SiteBlueprint, report: _Report) -> None:
+    access = bp.access
+    tailnet = access.tailnet
+    if access.via == "tailscale":
+        if access.tailscale is None:
+            report.error(
+                ("access", "via"),
+                "'via: tailscale' needs an access.tailscale section: the devices must be enrolled in a tailnet",
+                "add access.tailscale (version, authKeySecret, tailnet), or use 'via: management'",
+            )
+        elif tailnet is None:
+            report.error(
+                ("access", "via"),
+                "'via: tailscale' but access.tailscale is disabled ('enabled: false')",
+                "enable access.tailscale, or use 'via: management'",
+            )
+        elif tailnet.tailnet is None:
+            report.error(
+                ("access", "via"),
+                "'via: tailscale' needs the tailnet's domain: umhctl reaches a device as <hostname>.<tailnet>",
+                "set access.tailscale.tailnet to the tailnet's MagicDNS domain, e.g. 'tailnet: example-plant.ts.net'",
+            )
+    if tailnet is None:
+        return
+    ref = bp.secrets.get(tailnet.auth_key_secret)
+    if ref is not None and ref.generate is not None:
+        report.error(
+            ("secrets", tailnet.auth_key_secret, "generate"),
+            f"secret '{tailnet.auth_key_secret}' is the Tailscale auth key: it comes from the tailnet's admin "
+            "console (or `headscale preauthkeys create`), umhctl cannot generate one",
+            "reference it with {env: NAME} or {file: PATH}",
+        )
+    # Two devices with one tailnet name: the control server would rename the second (name-1), and umhctl would
+    # reach the first under both.
+    report.unique(
+        "tailnet hostname",
+        (
+            (d.tailnet_name, ("devices", i, "tailnetHostname" if d.tailnet_hostname else "name"))
+            for i, d in enumerate(bp.devices)
+            if d.tailnet_hostname or [x.name for x in bp.devices].index(d.name) == i
+        ),
+    )
 
 
 def _check_devices(bp: SiteBlueprint, report: _Report) -> None:
@@ -710,13 +757,19 @@ _RESERVED_PREFIXES = (
 )
 
 
+def _reserved_paths() -> set[str]:
+    from umhctl.render.tailscale import RESERVED as TAILSCALE
+
+    return _RESERVED | set(TAILSCALE)
+
+
 def _reserved(path: str, user: str) -> str | None:
     if path.count("/") < 2:
         return "is a top-level directory, not a file"
     if path.startswith("/usr/"):
         return "is under /usr, which is read-only on Flatcar"
     if (
-        path in _RESERVED
+        path in _reserved_paths()
         or path.startswith(_RESERVED_PREFIXES)
         or path == f"/home/{user}/.ssh/authorized_keys.d/ignition"
     ):

@@ -250,6 +250,9 @@ K3sVersion = Annotated[str, Pinned(r"v\d+\.\d+\.\d+\+k3s\d+", "v1.31.4+k3s1", "k
 ChartVersion = Annotated[str, Pinned(r"\d+\.\d+\.\d+", DEFAULT_UMH_CHART, "chart version")]
 PluginVersion = Annotated[str, Pinned(r"\d+\.\d+\.\d+(-[A-Za-z0-9.]+)?", "1.3.5", "plugin version")]
 ImageTag = Annotated[str, Pinned(r"v?\d+\.\d+\.\d+(-[A-Za-z0-9.]+)?", "0.11.3", "image tag")]
+# The bakery names Tailscale images by the upstream release tag (flatcar/sysext-bakery tailscale.sysext/create.sh:
+# list_github_releases "tailscale" "tailscale"): tailscale-v1.80.0-x86-64.raw.
+TailscaleVersion = Annotated[str, Pinned(r"v\d+\.\d+\.\d+", "v1.80.0", "Tailscale version")]
 
 
 def _strict_bool(value: Any) -> Any:
@@ -386,6 +389,73 @@ class Versions(Model):
     )
 
 
+# Tailscale's own default control server (tailscale/tailscale ipn/prefs.go, DefaultControlURL).
+DEFAULT_LOGIN_SERVER = "https://controlplane.tailscale.com"
+
+
+def _acl_tag(value: str) -> str:
+    # The rule `tailscale up --advertise-tags` enforces (tailscale/tailscale tailcfg/tailcfg.go, CheckTag).
+    if not value.startswith("tag:"):
+        raise PydanticCustomError(
+            "umhctl_tailscale_tag",
+            "'{value}' is not a Tailscale ACL tag: tags must start with 'tag:' (example: tag:{example})",
+            {"value": value, "example": re.sub(r"[^A-Za-z0-9-]+", "-", value).strip("-") or "plant"},
+        )
+    if not re.fullmatch(r"tag:[A-Za-z][A-Za-z0-9-]*", value):
+        raise PydanticCustomError(
+            "umhctl_tailscale_tag",
+            "'{value}' is not a Tailscale ACL tag: after 'tag:' a letter, then letters, digits or '-' "
+            "(example: tag:plant-cologne)",
+            {"value": value},
+        )
+    return value
+
+
+def _https_url(value: str) -> str:
+    # The auth key travels to this server: plain http would hand it to anyone on the path.
+    if not re.fullmatch(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~+-]*)*", value):
+        raise PydanticCustomError(
+            "umhctl_login_server",
+            "'{value}' is not an https URL: the control server receives the auth key, so only https is accepted "
+            "(example: https://headscale.plant.example)",
+            {"value": value},
+        )
+    return value
+
+
+AclTag = Annotated[str, AfterValidator(_acl_tag)]
+LoginServer = Annotated[str, AfterValidator(_https_url)]
+TailnetDomain = Annotated[
+    str,
+    Format(
+        r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+",
+        "a tailnet DNS name (MagicDNS domain, lower case)",
+        "example-plant.ts.net",
+    ),
+]
+
+
+class Tailscale(Model):
+    """Remote access through plant firewalls: every device joins a tailnet (Tailscale, or a self-hosted
+    Headscale) with outgoing connections only, enrolled once by a pre-authorized key."""
+
+    enabled: Bool = Field(default=True, description="false keeps the section but renders nothing of it.")
+    version: TailscaleVersion = Field(description="Version of the Flatcar sysext bakery's Tailscale extension.")
+    auth_key_secret: SecretName = Field(
+        description="The secret holding the auth key ({env: ...} or {file: ...}): a pre-authorized, tagged key; "
+        "reusable or ephemeral keys let a rebuilt device enroll again."
+    )
+    tags: list[AclTag] = Field(default=[], description="ACL tags the devices advertise, e.g. tag:plant.")
+    login_server: LoginServer = Field(
+        default=DEFAULT_LOGIN_SERVER, description="Control server URL (https): Tailscale's, or a Headscale's."
+    )
+    tailnet: TailnetDomain | None = Field(
+        default=None,
+        description="The tailnet's MagicDNS domain (e.g. example-plant.ts.net): devices are reached as "
+        "<tailnetHostname>.<tailnet> with access.via: tailscale.",
+    )
+
+
 class Access(Model):
     user: UnixUser = "core"
     authorized_keys: list[PublicKey] = Field(min_length=1)
@@ -397,6 +467,17 @@ class Access(Model):
         description="Private key umhctl logs in with, on the operator's machine (e.g. ~/.ssh/plant_ed25519; "
         "never inside the repository). Default: ssh-agent and the usual ~/.ssh keys; -i overrides it.",
     )
+    tailscale: Tailscale | None = None
+    via: Literal["management", "tailscale"] = Field(
+        default="management",
+        description="How umhctl reaches devices: their management address, or their tailnet name "
+        "(needs tailscale.tailnet). `--via` overrides it for one run.",
+    )
+
+    @property
+    def tailnet(self) -> Tailscale | None:
+        """The Tailscale settings when they are on."""
+        return self.tailscale if self.tailscale is not None and self.tailscale.enabled else None
 
 
 class GenerateSpec(Model):
@@ -453,10 +534,17 @@ class Device(Model):
     install_disk: DiskPath = "/dev/sda"
     interfaces: list[Interface] = Field(min_length=1)
     location: LocationPath | None = Field(default=None, description="ISA-95 area or area/line the device serves.")
+    tailnet_hostname: DnsLabel | None = Field(
+        default=None, description="Its name in the tailnet (access.tailscale). Default: the device name."
+    )
 
     @property
     def host_name(self) -> str:
         return self.hostname or self.name
+
+    @property
+    def tailnet_name(self) -> str:
+        return self.tailnet_hostname or self.name
 
 
 class Updates(Model):

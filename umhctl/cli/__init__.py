@@ -20,6 +20,8 @@ from umhctl.cli.options import (
     DeviceOpt,
     Output,
     OutputOpt,
+    Via,
+    ViaOpt,
     between,
     boundary,
     default_blueprint,
@@ -162,11 +164,12 @@ def _inventory(sim: bool) -> InventoryFor | None:
     return sim_inventory
 
 
-def _hints(file: Path | None, sim: bool, identity: Path | None) -> Hints:
+def _hints(file: Path | None, sim: bool, identity: Path | None, via: Via | None = None) -> Hints:
     from umhctl.hints import Hints
 
     selection = [*(["-f", str(file)] if file is not None else []), *(["--sim"] if sim else [])]
     selection += ["-i", str(identity)] if identity is not None else []
+    selection += ["--via", via.value] if via is not None else []
     return Hints(tuple(selection))
 
 
@@ -184,6 +187,7 @@ def plan(
     device: DeviceOpt = None,
     sim: SimOpt = False,
     identity: IdentityOpt = None,
+    via: ViaOpt = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", metavar="PLANFILE", help="Save the plan for a later `umhctl apply PLANFILE`."),
@@ -201,6 +205,7 @@ def plan(
       umhctl plan -f site.yaml
       umhctl plan -f site.yaml --detailed-exitcode --out plan.json
       umhctl plan --sim -f blueprints/demo-site.yaml --device edge-01
+      umhctl plan -f site.yaml --via management
     """
     from umhctl import api
     from umhctl.cli import views
@@ -210,10 +215,11 @@ def plan(
         devices=device,
         inventory=_inventory(sim),
         identity=identity,
+        via=via.value if via else None,
         parallel=parallel,
         out=out,
         reporter=_reporter(),
-        hints=_hints(file, sim, identity),
+        hints=_hints(file, sim, identity, via),
     )
     if output is Output.json:
         views.show_json(result)
@@ -243,6 +249,7 @@ def apply(
     device: DeviceOpt = None,
     sim: SimOpt = False,
     identity: IdentityOpt = None,
+    via: ViaOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     parallel: ParallelOpt = DEFAULT_PARALLEL,
     retry_failed: Annotated[
@@ -263,6 +270,7 @@ def apply(
       umhctl apply -f site.yaml
       umhctl apply plan.json --yes
       umhctl apply --sim -f blueprints/demo-site.yaml --retry-failed --yes
+      umhctl apply -f site.yaml --via tailscale
     """
     from umhctl import api
     from umhctl.cli import views
@@ -294,13 +302,14 @@ def apply(
         devices=device,
         inventory=_inventory(sim),
         identity=identity,
+        via=via.value if via else None,
         parallel=parallel,
         retry_failed=retry_failed,
         allow_dirty=allow_dirty,
         force_unlock=force_unlock,
         confirm=confirm,
         reporter=_reporter(),
-        hints=_hints(file, sim, identity),
+        hints=_hints(file, sim, identity, via),
     )
     if output is Output.json:
         views.show_json(result)
@@ -419,6 +428,7 @@ def reset_device(
     ] = 900.0,
     sim: SimOpt = False,
     identity: IdentityOpt = None,
+    via: ViaOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
     """Rebuild one device: stage flatcar-reset with its Ignition config, reboot, wait, apply, verify.
@@ -428,6 +438,7 @@ def reset_device(
       umhctl reset device edge-01 -f site.yaml
       umhctl reset device edge-02 -f site.yaml --media /media/usb
       umhctl reset device edge-02 -f site.yaml --wait
+      umhctl reset device edge-01 -f site.yaml --via tailscale
     """
     from umhctl import api
     from umhctl.cli import views
@@ -444,6 +455,7 @@ def reset_device(
         name,
         inventory=_inventory(sim),
         identity=identity,
+        via=via.value if via else None,
         media=media,
         wait=wait,
         backup=backup,
@@ -453,7 +465,7 @@ def reset_device(
         timeout=timeout,
         confirm=confirm,
         reporter=_reporter(),
-        hints=_hints(file, sim, identity),
+        hints=_hints(file, sim, identity, via),
     )
     if output is Output.json:
         views.show_json(result)

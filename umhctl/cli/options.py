@@ -83,6 +83,23 @@ DeviceArg = Annotated[
 ]
 
 
+class Via(StrEnum):
+    management = "management"
+    tailscale = "tailscale"
+
+
+ViaOpt = Annotated[
+    Via | None,
+    typer.Option(
+        "--via",
+        metavar="ROUTE",
+        help="Reach the devices through their management address or their tailnet name (management or "
+        "tailscale), for this run. Default: the blueprint's access.via.",
+        show_default=False,
+    ),
+]
+
+
 def between(low: float, high: float | None = None) -> Callable[[float], float]:
     """An option callback that refuses a number out of range in words (typer's own says `1<=x<=64`)."""
 

@@ -12,7 +12,9 @@ import hashlib
 import logging
 import select
 import shlex
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     import paramiko
 
 CONNECT_TIMEOUT = 10.0
+# Said where a device cannot be reached by its tailnet name (a plan keeps the message, not the hint).
+VIA_MANAGEMENT = "its management address works without the tailnet: --via management"
 
 # paramiko logs dropped connections (e.g. a rebooting device) itself; umhctl reports what matters.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
@@ -38,6 +42,13 @@ class Endpoint:
     user: str
     known_hosts: Path
     identity: Path | None = None  # private key file; None = ssh-agent and the user's default keys
+    # Reaching a device by another name (its tailnet name): the known_hosts entry its key is checked against
+    # (OpenSSH's HostKeyAlias), so the key stays the one recorded for its management address.
+    host_key_alias: str | None = None
+    # Resolves `address` at connect time when the inventory knows its names itself (the simulated site's stand-in
+    # for MagicDNS): an address, or None while no enrolled device has that name. None: ordinary name resolution.
+    lookup: Callable[[str], str | None] | None = None
+    hint: str | None = None  # what to try when the device cannot be reached this way
 
 
 @dataclass(frozen=True)
@@ -174,12 +185,23 @@ def connect(endpoint: Endpoint, *, timeout: float = CONNECT_TIMEOUT) -> Connecti
             f"{endpoint.device}: known_hosts file {endpoint.known_hosts} does not exist",
             hint="umhctl verifies every device's host key; it never trusts a key on first use",
         )
+    resolved = endpoint.lookup(endpoint.address) if endpoint.lookup is not None else endpoint.address
+    if resolved is None:
+        raise UmhctlError(
+            f"{endpoint.device}: cannot reach {where}: not enrolled in the tailnet yet (no device has that name); "
+            f"{VIA_MANAGEMENT}",
+            hint=endpoint.hint,
+        )
     client = paramiko.SSHClient()
     client.load_host_keys(str(endpoint.known_hosts))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    if endpoint.host_key_alias is not None:
+        _alias_host_keys(client, endpoint)
     try:
+        sock = socket.create_connection((resolved, endpoint.port), timeout=timeout) if endpoint.lookup else None
         client.connect(
             endpoint.address,
+            sock=sock,
             port=endpoint.port,
             username=endpoint.user,
             key_filename=str(endpoint.identity) if endpoint.identity else None,
@@ -217,5 +239,18 @@ def connect(endpoint: Endpoint, *, timeout: float = CONNECT_TIMEOUT) -> Connecti
         # EOFError: the device closed the connection during the handshake (e.g. it is going down for a reboot).
         client.close()
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-        raise UmhctlError(f"{endpoint.device}: cannot reach {where}: {reason}") from None
+        if isinstance(exc, socket.gaierror) and endpoint.host_key_alias is not None:
+            reason += f" (not enrolled in the tailnet yet, or this machine is not in the tailnet?); {VIA_MANAGEMENT}"
+        raise UmhctlError(f"{endpoint.device}: cannot reach {where}: {reason}", hint=endpoint.hint) from None
     return Connection(endpoint, client)
+
+
+def _alias_host_keys(client: paramiko.SSHClient, endpoint: Endpoint) -> None:
+    """Check the device's key against its alias' entry only: whatever known_hosts says of the name itself."""
+    keys = client.get_host_keys()
+    name = endpoint.address if endpoint.port == 22 else f"[{endpoint.address}]:{endpoint.port}"
+    entry = keys.lookup(endpoint.host_key_alias or "")
+    if name in keys:
+        del keys[name]
+    for key_type, key in (entry or {}).items():
+        keys.add(name, key_type, key)

@@ -16,6 +16,7 @@ from umhctl.render.desired import DesiredState, File
 from umhctl.render.ignition import butane_yaml, ignition_config
 from umhctl.render.k8s import CONVERTER_NAMESPACE, UMH_NAMESPACE, namespace
 from umhctl.render.system import K3S_MANIFESTS, render_system
+from umhctl.render.tailscale import render_tailscale
 from umhctl.render.umh import render_hub
 from umhctl.render.yamltext import to_yaml_documents
 from umhctl.resolver import RedactedSecrets, SecretResolver, require_env
@@ -43,12 +44,14 @@ def render_device(
     *,
     redact: bool = False,
     self_contained: bool = False,
+    kept_images: bool = False,
 ) -> DeviceRender:
     """`self_contained`: an Ignition config that fetches nothing at first boot (reset's: a rebuild must not
     depend on a mirror; the apply that follows pushes the images)."""
     bp = loaded.blueprint
     state = DesiredState(device.name)
     render_system(bp, device, secrets, artifacts, state, self_contained=self_contained)
+    render_tailscale(bp, device, secrets, artifacts, state, self_contained=self_contained, kept_images=kept_images)
     # One file owns the namespaces; the name sorts first, so k3s applies it before the files that use them.
     namespaces = [UMH_NAMESPACE, CONVERTER_NAMESPACE] if device.role == "hub" else [CONVERTER_NAMESPACE]
     state.add(
@@ -72,9 +75,10 @@ def render_site(
     devices: list[str] | None = None,
     redact: bool = False,
     self_contained: bool = False,
+    kept_images: bool = False,
 ) -> list[DeviceRender]:
     """Every (or the chosen) device's render. `artifacts`: where images come from and their pins; default: the
-    blueprint's mirror or publisher and its lock file."""
+    blueprint's mirror or publisher and its lock file. `kept_images`: a reset in place (see render_tailscale)."""
     bp = loaded.blueprint
     names = [d.name for d in bp.devices]
     for name in devices or []:
@@ -86,7 +90,10 @@ def render_site(
         secrets = RedactedSecrets()  # a render for review reads no secret at all: CI needs none
     else:
         require_env(bp)
-    return [render_device(loaded, d, secrets, source, redact=redact, self_contained=self_contained) for d in chosen]
+    return [
+        render_device(loaded, d, secrets, source, redact=redact, self_contained=self_contained, kept_images=kept_images)
+        for d in chosen
+    ]
 
 
 def render_inputs(loaded: LoadedBlueprint) -> list[Path]:

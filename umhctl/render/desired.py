@@ -50,6 +50,9 @@ class ArtifactFile:
     size: int | None = None
     url: str | None = None
     restarts: tuple[str, ...] = ()
+    # First boot links it although it does not bring it: a reset in place keeps the image on the device, and the
+    # rebuilt system needs it before anything can reach it (the tailnet's).
+    boot_link: bool = False
 
 
 @dataclass

@@ -62,7 +62,7 @@ def ignition_config(bp: SiteBlueprint, state: DesiredState) -> dict[str, Any]:
 def _first_boot_links(state: DesiredState) -> list[Link]:
     """Links first boot creates: not those to images it does not bring (apply uploads the image and links it,
     so systemd-sysext never meets a dangling /etc/extensions/<name>.raw)."""
-    undelivered = {a.path for a in state.artifacts if not a.url}
+    undelivered = {a.path for a in state.artifacts if not a.url and not a.boot_link}
     return [link for link in state.links if link.target not in undelivered]
 
 

@@ -36,6 +36,36 @@ def update_ssh_keys(user: str) -> str:
     return f"update-ssh-keys:{user}"
 
 
+def add_sysext(
+    bp: SiteBlueprint,
+    name: str,
+    artifacts: ArtifactSource,
+    state: DesiredState,
+    restarts: tuple[str, ...],
+    *,
+    self_contained: bool,
+    boot_link: bool = False,
+) -> None:
+    """A system extension of the bakery: its pinned image in /opt/extensions/<name>/ and the
+    /etc/extensions/<name>.raw link systemd-sysext merges. First boot fetches the image only with
+    `artifacts.delivery: ignition` (and never for reset's self-contained config); otherwise apply uploads it."""
+    (artifact,) = (a for a in needed_artifacts(bp) if a.name == name)
+    pin = artifacts.pin(artifact)
+    fetched = bp.artifacts.delivery == "ignition" and not self_contained
+    state.artifacts.append(
+        ArtifactFile(
+            artifact.device_path,
+            artifact.filename,
+            pin.sha256 if pin else None,
+            pin.size if pin else None,
+            artifact.url(artifacts.base) if fetched else None,
+            restarts,
+            boot_link and not fetched,
+        )
+    )
+    state.links.append(Link(artifact.link, artifact.device_path, restarts=restarts))
+
+
 def _network_file_name(index: int, interface: Interface) -> str:
     # Numbered by blueprint order, all before Flatcar's zz-default.network (first match wins, systemd.network(5)).
     label = interface.name or (interface.mac or "").replace(":", "")
@@ -102,20 +132,7 @@ def render_system(
         File(HOST_KEY + ".pub", (host_key.public + "\n").encode()),
     )
 
-    (k3s,) = (a for a in needed_artifacts(bp) if a.name == "k3s")
-    pin = artifacts.pin(k3s)
-    fetched = bp.artifacts.delivery == "ignition" and not self_contained
-    state.artifacts.append(
-        ArtifactFile(
-            k3s.device_path,
-            k3s.filename,
-            pin.sha256 if pin else None,
-            pin.size if pin else None,
-            k3s.url(artifacts.base) if fetched else None,
-            SYSEXT_RESTARTS,
-        )
-    )
-    state.links.append(Link(k3s.link, k3s.device_path, restarts=SYSEXT_RESTARTS))
+    add_sysext(bp, "k3s", artifacts, state, SYSEXT_RESTARTS, self_contained=self_contained)
     state.links.append(Link("/etc/systemd/system/multi-user.target.wants/k3s.service", K3S_UNIT))
     config = {
         "token-file": K3S_TOKEN,

@@ -31,6 +31,11 @@ mkdir -m 755 "$root/run/sshd" "$root/run/umhctl-sim"
 : >"$root/run/utmp"
 mount --bind "$control" "$root/run/umhctl-sim"
 hostname "$host"
+# The device's own oneshot units (umhctl's tailnet enroll unit), started as systemd starts them at boot: through
+# the systemctl stand-in, which checks their conditions and dependencies and runs their Exec lines.
+while read -r unit; do
+  [[ -n $unit ]] && chroot "$root" /usr/bin/systemctl start "$unit" || true
+done <"$control/boot-oneshots"
 echo "umhctl sim: $host booted, sshd on $address:$port"
 # The sim operator's key is authorized from /run/umhctl-sim/authorized_keys/<user>, a file the sim writes outside
 # the device's disk: the device's own files stay exactly what Ignition (and later apply) put there.

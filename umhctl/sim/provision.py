@@ -318,8 +318,12 @@ def _reachable_by_core(root: Path) -> bool:
     )
 
 
-# Units that come with a system extension (the k3s sysext ships /usr/local/lib/systemd/system/k3s.service).
-SYSEXT_UNITS = {"k3s.service": "k3s"}
+# What the fake `tailscale up` (standins/tailscale) records in a device on a successful "enrollment".
+TAILNET_NODE = "/var/lib/tailscale/umhctl-sim-node"
+
+# Units that come with a system extension (the k3s sysext ships /usr/local/lib/systemd/system/k3s.service, the
+# tailscale sysext /usr/lib/systemd/system/tailscaled.service).
+SYSEXT_UNITS = {"k3s.service": "k3s", "tailscaled.service": "tailscale"}
 
 
 def sysext_merge(root: Path, control: Path) -> list[str]:

@@ -378,9 +378,21 @@ def _hostname(root: Path, fallback: str) -> str:
         return fallback
 
 
+BOOT_ONESHOTS = "boot-oneshots"  # in the control dir: the device's own oneshot units devinit starts at boot
+
+
+def _own_oneshot(units: Path, name: str) -> bool:
+    unit = units / name
+    if not unit.is_file() or unit.is_symlink():
+        return False
+    return any(line.strip().replace(" ", "") == "Type=oneshot" for line in unit.read_text().splitlines())
+
+
 def _boot_control(root: Path, control: Path) -> None:
     """A clean /run/umhctl-sim for this boot: no pending request; systemd-sysext merges the extensions whose
-    images are there; enabled units are active (systemd starts them) if their unit file exists."""
+    images are there; enabled units are active (systemd starts them) if their unit file exists. The device's own
+    oneshot units (the tailnet enroll unit) are not marked: devinit starts them through the systemctl stand-in,
+    which runs them as systemd would (conditions, dependencies, Exec lines)."""
     if control.exists():
         shutil.rmtree(control)
     (control / "active").mkdir(parents=True)
@@ -388,6 +400,7 @@ def _boot_control(root: Path, control: Path) -> None:
     os.chmod(control, 0o755)
     merged = sysext_merge(root, control)
     units = root / "etc/systemd/system"
+    oneshots: list[str] = []
     for wants in [*units.glob("*.wants"), *units.glob("*.requires")]:
         for link in wants.iterdir():
             masked = (units / link.name).is_symlink() and os.readlink(units / link.name) == "/dev/null"
@@ -396,7 +409,11 @@ def _boot_control(root: Path, control: Path) -> None:
             extension = SYSEXT_UNITS.get(link.name)
             if extension is not None and extension not in merged:
                 continue  # its unit file comes with an extension that is not merged: systemd finds no unit
+            if _own_oneshot(units, link.name):
+                oneshots.append(link.name)
+                continue
             (control / "active" / link.name).touch()
+    (control / BOOT_ONESHOTS).write_text("".join(f"{name}\n" for name in sorted(set(oneshots))))
 
 
 def _tail(path: Path, lines: int = 12) -> str:

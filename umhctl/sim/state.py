@@ -133,7 +133,24 @@ class SimSite:
             self.identity,
             self.user,
             self.artifact_source(),
+            tailnet_lookup=self.tailnet_address,
         )
+
+    def tailnet_address(self, name: str) -> str | None:
+        """The simulated site's stand-in for MagicDNS: `<hostname>.<tailnet>` leads to the device whose (fake)
+        enrollment registered that hostname, on its loopback address; no enrolled device has it: None. Tailscale
+        cannot run here: the fake `tailscale up` in a device records its enrollment in its tailscaled state dir."""
+        from umhctl.sim.provision import TAILNET_NODE
+
+        hostname = name.split(".", 1)[0]
+        for device, entry in sorted(self.devices.items()):
+            try:
+                record = (self.root(device) / TAILNET_NODE.lstrip("/")).read_text()
+            except OSError:
+                continue
+            if f"hostname={hostname}\n" in record:
+                return str(assert_loopback(entry.address))
+        return None
 
     def artifact_source(self) -> ArtifactSource:
         """The stand-in publisher and the simulated site's own lock (never the site's lock file)."""
