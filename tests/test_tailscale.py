@@ -57,7 +57,7 @@ def test_the_demo_blueprint_keeps_tailscale_off_so_the_quick_start_needs_no_key(
     monkeypatch.delenv("TAILSCALE_AUTHKEY", raising=False)
     monkeypatch.setenv("UMHCTL_SECRETS_DIR", str(tmp_path / "secrets"))
     bp = load_blueprint(BLUEPRINTS / "demo-site.yaml").blueprint
-    assert bp.access.tailscale is not None and bp.access.tailnet is None and bp.access.via == "management"
+    assert bp.access.tailscale is not None and bp.access.enabled_tailscale is None and bp.access.via == "management"
     result = api.render(BLUEPRINTS / "demo-site.yaml", out=tmp_path / "render", devices=["edge-01"])
     assert result.devices and not (tmp_path / "render/edge-01/rootfs" / AUTH_KEY.lstrip("/")).exists()
 
@@ -349,3 +349,14 @@ def test_the_auth_key_appears_only_in_its_0600_file(site: Site, tmp_path: Path) 
     carriers = {p for p in scan(site.sim.state_dir, found, skip_private=False) if "/root/" not in p}
     assert all(p.endswith("/ignition.json") and p.startswith("devices/") for p in carriers), carriers
     assert all((site.sim.state_dir / p).stat().st_mode & 0o777 == 0o600 for p in carriers)
+
+
+def test_hints_carry_via_to_the_commands_that_take_it_and_offer_the_management_way() -> None:
+    from umhctl.hints import Hints
+
+    hints = Hints(("-f", "site.yaml", "--sim", "--via", "tailscale"))
+    assert hints.command("apply", "--retry-failed") == "umhctl apply --retry-failed -f site.yaml --sim --via tailscale"
+    assert hints.command("fetch") == "umhctl fetch -f site.yaml --sim"  # fetch has no --via
+    assert hints.via_management("reset", "device", "edge-01") == (
+        "umhctl reset device edge-01 -f site.yaml --sim --via management"
+    )

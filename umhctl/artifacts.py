@@ -70,7 +70,7 @@ class Artifact:
 def needed(bp: SiteBlueprint) -> list[Artifact]:
     """What every device of the site needs: the k3s system extension of the pinned version, and Tailscale's
     when the site reaches its devices through a tailnet."""
-    tailnet = bp.access.tailnet
+    tailnet = bp.access.enabled_tailscale
     return [Artifact("k3s", bp.versions.k3s), *([Artifact("tailscale", tailnet.version)] if tailnet else [])]
 
 

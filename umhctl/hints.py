@@ -11,7 +11,8 @@ class Hints:
     selection: tuple[str, ...] = ()  # the options naming the same site and transport, e.g. ("-f", "x.yaml", "--sim")
 
     def command(self, *words: str) -> str:
-        return shlex.join(["umhctl", *words, *self.selection])
+        selection = self.selection if words[:1] in _VIA_COMMANDS else _without_via(self.selection)
+        return shlex.join(["umhctl", *words, *selection])
 
     def with_file(self, file: str) -> Hints:
         """These hints, naming the blueprint `file` when the command line did not (apply of a saved plan)."""
@@ -19,7 +20,14 @@ class Hints:
 
     def via_management(self, *words: str) -> str:
         """The same command reaching the devices through their management addresses (not the tailnet)."""
-        selection = list(self.selection)
-        if "--via" in selection:
-            del selection[selection.index("--via") : selection.index("--via") + 2]
-        return shlex.join(["umhctl", *words, *selection, "--via", "management"])
+        return shlex.join(["umhctl", *words, *_without_via(self.selection), "--via", "management"])
+
+
+_VIA_COMMANDS = {("plan",), ("apply",), ("reset",)}  # the commands that take --via (lock and fetch do not)
+
+
+def _without_via(selection: tuple[str, ...]) -> tuple[str, ...]:
+    if "--via" not in selection:
+        return selection
+    at = selection.index("--via")
+    return selection[:at] + selection[at + 2 :]

@@ -84,7 +84,7 @@ def through_tailnet(inventory: Inventory, bp: SiteBlueprint, hint: str) -> Inven
     """The same inventory reaching every device by its tailnet name, `<tailnetHostname>.<tailnet>`, with the same
     strict host-key check (against the key known_hosts has for its management address). `hint`: what to try
     when a device cannot be reached that way (its management address)."""
-    tailnet = bp.access.tailnet
+    tailnet = bp.access.enabled_tailscale
     if tailnet is None or tailnet.tailnet is None:
         raise UmhctlError(
             "--via tailscale needs access.tailscale with its tailnet domain in the blueprint",

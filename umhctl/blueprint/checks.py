@@ -161,8 +161,8 @@ def secret_uses(bp: SiteBlueprint) -> Iterable[tuple[str, Loc]]:
     for i, db in enumerate(bp.databases):
         for j, user in enumerate(db.users):
             yield user.password_secret, ("databases", i, "users", j, "passwordSecret")
-    if bp.access.tailnet is not None:
-        yield bp.access.tailnet.auth_key_secret, ("access", "tailscale", "authKeySecret")
+    if bp.access.enabled_tailscale is not None:
+        yield bp.access.enabled_tailscale.auth_key_secret, ("access", "tailscale", "authKeySecret")
 
 
 def _check_secrets(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None:
@@ -213,7 +213,7 @@ def _check_access(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None:
 
 def _check_tailscale(bp: SiteBlueprint, report: _Report) -> None:
     access = bp.access
-    tailnet = access.tailnet
+    tailnet = access.enabled_tailscale
     if access.via == "tailscale":
         if access.tailscale is None:
             report.error(

@@ -475,7 +475,7 @@ class Access(Model):
     )
 
     @property
-    def tailnet(self) -> Tailscale | None:
+    def enabled_tailscale(self) -> Tailscale | None:
         """The Tailscale settings when they are on."""
         return self.tailscale if self.tailscale is not None and self.tailscale.enabled else None
 

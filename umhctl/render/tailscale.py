@@ -49,7 +49,7 @@ def render_tailscale(
 ) -> None:
     """`kept_images`: the device keeps its images across this rebuild (a reset in place): its first boot links
     the Tailscale image, so the rebuilt device enrolls again before anything else can reach it."""
-    tailnet = bp.access.tailnet
+    tailnet = bp.access.enabled_tailscale
     if tailnet is None:
         return
     add_sysext(bp, "tailscale", artifacts, state, RESTARTS, self_contained=self_contained, boot_link=kept_images)
