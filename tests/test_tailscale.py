@@ -97,6 +97,31 @@ def test_the_config_passes_ignition_validate_and_the_files_stage_writes_key_unit
         assert not os.path.lexists(link)
 
 
+def test_with_delivery_by_ignition_first_boot_fetches_the_pinned_image_and_links_it(
+    blueprint: Path, tmp_path: Path
+) -> None:
+    from umhctl.artifacts import LockFile, Pin, lock_path
+
+    blueprint.write_text(blueprint.read_text().replace("\nos:\n", "\nartifacts:\n  delivery: ignition\n\nos:\n", 1))
+    digest = "ab" * 32
+    names = ["k3s-v1.32.2+k3s1-x86-64.raw", "tailscale-v1.80.0-x86-64.raw"]
+    LockFile(lock_path(blueprint), {n: Pin(digest, None, "test") for n in names}).save()
+    loaded = load_blueprint(blueprint)
+    (r,) = render_site(loaded, SecretStore.for_blueprint(loaded.blueprint, blueprint.parent), devices=["edge-01"])
+    files = {f["path"]: f for f in r.ignition["storage"]["files"]}
+    image = files["/opt/extensions/tailscale/tailscale-v1.80.0-x86-64.raw"]["contents"]
+    assert image == {
+        "source": "https://extensions.flatcar.org/extensions/tailscale-v1.80.0-x86-64.raw",
+        "verification": {"hash": f"sha256-{digest}"},
+    }
+    links = {link["path"]: link["target"] for link in r.ignition["storage"]["links"]}
+    assert links["/etc/extensions/tailscale.raw"] == "/opt/extensions/tailscale/tailscale-v1.80.0-x86-64.raw"
+    config = tmp_path / "edge-01.ign"
+    config.write_text(ignition_json(r.ignition))
+    proc = subprocess.run(["ignition-validate", str(config)], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout + proc.stderr == "", proc.stdout + proc.stderr
+
+
 def test_systemd_reads_the_enroll_unit_without_a_complaint(blueprint: Path, tmp_path: Path) -> None:
     """`systemd-analyze verify` in a root that has systemd's own units, a stand-in tailscaled.service (the
     extension's) and executables where the unit's commands are (their existence is part of the check)."""
