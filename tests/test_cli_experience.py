@@ -34,6 +34,11 @@ COMMANDS = [
     ["sim", "up"],
     ["sim", "down"],
     ["sim", "status"],
+    ["secrets", "init"],
+    ["secrets", "add-recipient"],
+    ["secrets", "remove-recipient"],
+    ["secrets", "rotate"],
+    ["secrets", "list"],
 ]
 
 

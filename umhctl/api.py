@@ -177,7 +177,7 @@ def plan(
     hints = hints or Hints()
     loaded = load_blueprint(file)
     version = _version(loaded)
-    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
+    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, identity=identity)
     fleet = _targets(loaded, secrets, _inventory(loaded, inventory, identity), version, devices, hints)
     info = _info(loaded, version)
     phases = Phases(info, ContentCache(), hints, command="plan")
@@ -224,8 +224,9 @@ def apply(
     if version.dirty and not allow_dirty:
         message, hint = version.refusal(file, "apply")
         raise UmhctlError(message, hint=hint)
-    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
+    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, identity=identity)
     fleet = _targets(loaded, secrets, _inventory(loaded, inventory, identity), version, devices, hints)
+    _uncommitted_secrets(secrets, allow_dirty)
     info = _info(loaded, version)
     phases = Phases(info, ContentCache(), hints, command="apply", force_unlock=force_unlock)
     if saved is not None:
@@ -255,6 +256,16 @@ def apply(
         return ApplyResult(work, outcomes, replan_hint=replan, seconds=time.monotonic() - started)
     retry = hints.command("apply", "--retry-failed") if any_failed else None
     return ApplyResult(work, outcomes, retry_hint=retry, seconds=time.monotonic() - started)
+
+
+def _uncommitted_secrets(secrets: SecretStore, allow_dirty: bool) -> None:
+    """A value generated just now into the repository's encrypted store must be committed before a device gets
+    it: otherwise a colleague's render generates another one and the site's record names a commit without it."""
+    if secrets.encrypted and secrets.created and not allow_dirty:
+        raise UmhctlError(
+            f"new secrets were generated for this apply ({', '.join(sorted(secrets.created))}); nothing was applied",
+            hint=f"commit them so the team shares them (git add {secrets.directory} && git commit), then apply again",
+        )
 
 
 def _unplanned(device: str, error: str | None) -> Outcome:
@@ -318,7 +329,7 @@ def reset_device(
             return ResetResult(name, None, cancelled=True)
     site_inventory = _inventory(loaded, inventory, identity)
     # Only now, after the confirmation, may the host key change.
-    secrets = SecretStore.for_blueprint(bp, loaded.path.parent)
+    secrets = SecretStore.for_blueprint(bp, loaded.path.parent, identity=identity)
     trust_new_key: Callable[[], None] | None = None
     old_key, new_key = None, None
     if rotate_host_key:

@@ -24,6 +24,7 @@ from umhctl.cli.options import (
     boundary,
     default_blueprint,
 )
+from umhctl.cli.secrets import secrets_app
 from umhctl.cli.sim import sim_app
 from umhctl.errors import UmhctlError
 
@@ -45,6 +46,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(sim_app, name="sim")
+app.add_typer(secrets_app, name="secrets")
 
 DEFAULT_PARALLEL = 16  # umhctl.api.DEFAULT_PARALLEL, repeated so --help does not import the library
 
