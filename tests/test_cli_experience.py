@@ -34,6 +34,7 @@ COMMANDS = [
     ["sim", "up"],
     ["sim", "down"],
     ["sim", "status"],
+    ["init"],
     ["secrets", "init"],
     ["secrets", "add-recipient"],
     ["secrets", "remove-recipient"],

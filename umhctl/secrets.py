@@ -162,6 +162,11 @@ class SecretStore:
                 self.created.append(name)
         return HostKey(private, public.strip())
 
+    def public_host_key(self, device: str) -> str:
+        """The device's public host key; read without decrypting anything when the store has it."""
+        public = self.backend.read_public(f"ssh-host-key.{device}")
+        return public.strip() if public is not None else self.host_key(device).public
+
     def sealer(self) -> Callable[[str], str]:
         """Turns anything derived from a secret (the sha256 of a secret-bearing file, a password that must name a
         Job) into a keyed digest (HMAC with a key from this store).

@@ -377,6 +377,73 @@ def fetch(
         views.show_fetch(result)
 
 
+@app.command(cls=CliCommand)
+@boundary
+def init(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            metavar="[DIR]", help="A new or empty directory (default: the current one).", show_default=False
+        ),
+    ] = Path("."),
+    site: Annotated[
+        str | None,
+        typer.Option("--site", metavar="NAME", help="The site's name (default: DIR's name).", show_default=False),
+    ] = None,
+    recipient: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recipient",
+            metavar="KEY",
+            help="Encrypt the secrets to this key (repeatable). Default: the public half of your key (see -i).",
+            show_default=False,
+        ),
+    ] = None,
+    identity: Annotated[
+        Path | None,
+        typer.Option(
+            "-i",
+            "--identity",
+            metavar="KEY",
+            help="Your age identity file or SSH private key (default: $UMHCTL_AGE_IDENTITY, else ~/.ssh/id_ed25519).",
+            show_default=False,
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    git_hook: Annotated[
+        bool, typer.Option("--git-hook", help="Also install a plain .git/hooks/pre-commit running validate.")
+    ] = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Create a site repository: a small valid blueprint, its schema, dashboards/, known_hosts, the secrets
+    encrypted to your key, .gitignore, a pre-commit configuration running validate, and a first commit.
+    Refuses a directory that is not empty.
+
+    \b
+    Examples:
+      umhctl init plant-cologne
+      umhctl init plant-cologne --site cologne --git-hook
+    """
+    from umhctl.cli import views
+    from umhctl.siteinit import init_site
+
+    result = init_site(directory, site=site, recipients=recipient, identity=identity, git_hook_install=git_hook)
+    if output is Output.json:
+        views.show_json(result)
+        return
+    out = views.console()
+    out.print(f"Site '{result.site}' created in {result.directory} (commit {result.commit[:12]}):")
+    for name in result.files:
+        out.print(f"  {name}")
+    out.print("Secrets encrypted to: " + ", ".join(r[:40] for r in result.recipients))
+    if result.hook is not None:
+        out.print(f"Git hook: {result.hook} validates every commit.")
+    for note in result.notes:
+        out.print(f"Note: {note}")
+    out.print(f"Next: cd {directory} && umhctl validate && umhctl secrets add-recipient COLLEAGUE_KEY")
+
+
 reset_app = typer.Typer(
     name="reset",
     help="Rebuild a device from the blueprint.",
