@@ -35,6 +35,7 @@ COMMANDS = [
     ["sim", "down"],
     ["sim", "status"],
     ["init"],
+    ["diff"],
     ["secrets", "init"],
     ["secrets", "add-recipient"],
     ["secrets", "remove-recipient"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -442,6 +443,41 @@ def init(
     for note in result.notes:
         out.print(f"Note: {note}")
     out.print(f"Next: cd {directory} && umhctl validate && umhctl secrets add-recipient COLLEAGUE_KEY")
+
+
+class DiffOutput(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command(cls=CliCommand)
+@boundary
+def diff(
+    file: BlueprintOpt,
+    rev1: Annotated[str | None, typer.Argument(metavar="[REV1]", help="Old side (default: HEAD).")] = None,
+    rev2: Annotated[str | None, typer.Argument(metavar="[REV2]", help="New side (default: the working tree).")] = None,
+    output: Annotated[
+        DiffOutput, typer.Option("-o", "--output", metavar="FORMAT", help="text, json or markdown (a PR comment).")
+    ] = DiffOutput.text,
+) -> None:
+    """Show per device what changes in the desired state between two commits: files, links, images. Renders
+    from git objects (the working tree is never touched), reads no secret, connects to nothing. As `git diff`:
+    no revision compares HEAD with the working tree, one compares REV1 with it, two compare REV1 with REV2.
+
+    \b
+    Examples:
+      umhctl diff -f site.yaml
+      umhctl diff origin/main HEAD -f site.yaml -o markdown > comment.md
+    """
+    from umhctl.cli import diffview, views
+    from umhctl.sitediff import site_diff
+
+    result = site_diff(file, rev1, rev2)
+    if output is DiffOutput.json:
+        views.show_json(result)
+    else:
+        sys.stdout.write(diffview.markdown(result) if output is DiffOutput.markdown else diffview.text(result))
 
 
 reset_app = typer.Typer(
