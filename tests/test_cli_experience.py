@@ -36,6 +36,8 @@ COMMANDS = [
     ["sim", "status"],
     ["init"],
     ["diff"],
+    ["history"],
+    ["status"],
     ["secrets", "init"],
     ["secrets", "add-recipient"],
     ["secrets", "remove-recipient"],

@@ -12,6 +12,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from umhctl.artifacts import ArtifactCache, ArtifactSource, LockFile, needed, site_source
 from umhctl.blueprint.loader import LoadedBlueprint, load_blueprint, validate_file
@@ -37,6 +38,9 @@ from umhctl.results import (
     ValidateResult,
 )
 from umhctl.secrets import SecretStore
+
+if TYPE_CHECKING:
+    from umhctl.sitestatus import HistoryResult, StatusResult
 
 InventoryFor = Callable[[LoadedBlueprint], Inventory]  # builds the inventory once the blueprint is loaded
 DEFAULT_PARALLEL = 16  # SSH sessions mostly wait on the network; 16 keep 2 cores busy on a no-op plan
@@ -248,6 +252,7 @@ def apply(
     # Devices that could not even be planned (unreachable, ...) belong in the results too.
     outcomes = [_unplanned(d.device, d.error) for d in work.devices if d.error] + outcomes
     save_outcomes(loaded.path, outcomes)
+    _record_applied(loaded, version, [o.device for o in outcomes if o.ok], "applied")
     any_failed = any(not o.ok for o in outcomes)
     if saved is not None:
         # A saved plan was reviewed as it stands: where it failed, what is owed is a new plan to review, not a
@@ -256,6 +261,18 @@ def apply(
         return ApplyResult(work, outcomes, replan_hint=replan, seconds=time.monotonic() - started)
     retry = hints.command("apply", "--retry-failed") if any_failed else None
     return ApplyResult(work, outcomes, retry_hint=retry, seconds=time.monotonic() - started)
+
+
+def _record_applied(loaded: LoadedBlueprint, version: BlueprintVersion, devices: list[str], verb: str) -> None:
+    """refs/umhctl/applied/<site>/<device> at the applied commit, with a reflog entry (umhctl.appliedrefs)."""
+    from umhctl.appliedrefs import record_applied
+    from umhctl.gitinfo import operator
+
+    if version.commit is None:
+        return
+    who = operator()
+    for device in devices:
+        record_applied(loaded.path, loaded.blueprint.metadata.name, device, version.commit, who, version.dirty, verb)
 
 
 def _uncommitted_secrets(secrets: SecretStore, allow_dirty: bool) -> None:
@@ -377,6 +394,8 @@ def reset_device(
         old_key_fingerprint=old_key,
     )
     outcome = run_reset(run, ResetPhases(converge), reporter)
+    if outcome.ok:
+        _record_applied(loaded, version, [name], "reset")
     undone = False
     if not outcome.ok:
         outcome.hint = failure_hint(outcome, name, hints, wait_only=wait)
@@ -431,3 +450,69 @@ def fetch(file: Path, *, artifacts: ArtifactSource | None = None, cache: Artifac
         size = cache.path(pin).stat().st_size
         fetched.append(FetchedArtifact(artifact.filename, pin.sha256, size, status))
     return FetchResult(cache.directory, fetched)
+
+
+# -- the team's questions: what runs where, is it healthy ------------------------------------------------------
+
+
+def history(
+    file: Path,
+    *,
+    devices: list[str] | None = None,
+    live: bool = False,
+    inventory: InventoryFor | None = None,
+    identity: Path | None = None,
+    parallel: int = DEFAULT_PARALLEL,
+) -> HistoryResult:
+    """Per device, the commits applied to it (refs/umhctl/applied/<site>/<device> and its reflog), newest first;
+    with `live`, checked against each device's own record."""
+    from umhctl.appliedrefs import device_history
+    from umhctl.sitestatus import HistoryResult, live_records
+
+    loaded = load_blueprint(file)
+    site = loaded.blueprint.metadata.name
+    names = _device_names(loaded, devices)
+    found = [device_history(loaded.path, site, name) for name in names]
+    if live:
+        records = live_records(_inventory(loaded, inventory, identity), names, parallel)
+        for entry in found:
+            record = records[entry.device]
+            entry.live = record
+            current = entry.current.commit if entry.current else None
+            entry.live_match = "error" not in record and record.get("commit") == current
+    return HistoryResult(site, found, live)
+
+
+def status(
+    file: Path,
+    *,
+    devices: list[str] | None = None,
+    inventory: InventoryFor | None = None,
+    identity: Path | None = None,
+    parallel: int = DEFAULT_PARALLEL,
+    reporter: Reporter | None = None,
+    hints: Hints | None = None,
+) -> StatusResult:
+    """Each device's health in one SSH round trip: reachable, applied commit vs HEAD, drift, failed units, k3s,
+    Flatcar version (umhctl.sitestatus)."""
+    from umhctl.sitestatus import StatusPhases, StatusResult, judge
+
+    hints = hints or Hints()
+    loaded = load_blueprint(file)
+    version = _version(loaded)
+    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, identity=identity)
+    fleet = _targets(loaded, secrets, _inventory(loaded, inventory, identity), version, devices, hints)
+    info = _info(loaded, version)
+    phases = StatusPhases(info, hints)
+    plan = plan_site(info, fleet, phases, parallel=parallel, reporter=reporter)
+    pinned = loaded.blueprint.versions.flatcar.version
+    health = [judge(d.device, d, phases, loaded.path, version.commit, pinned) for d in plan.devices]
+    return StatusResult(version.commit, health)
+
+
+def _device_names(loaded: LoadedBlueprint, devices: list[str] | None) -> list[str]:
+    names = [d.name for d in loaded.blueprint.devices]
+    unknown = [d for d in devices or [] if d not in names]
+    if unknown:
+        raise UmhctlError(f"no device {', '.join(unknown)} in {loaded.path}", hint="devices: " + ", ".join(names))
+    return [n for n in names if not devices or n in devices]

@@ -480,6 +480,76 @@ def diff(
         sys.stdout.write(diffview.markdown(result) if output is DiffOutput.markdown else diffview.text(result))
 
 
+@app.command(cls=CliCommand)
+@boundary
+def history(
+    file: BlueprintOpt,
+    device: DeviceOpt = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="Also ask each device (over SSH) what it last got, and compare.")
+    ] = False,
+    sim: SimOpt = False,
+    identity: IdentityOpt = None,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Show per device which commits were applied to it, when and by whom (from refs/umhctl/applied/...).
+
+    \b
+    Examples:
+      umhctl history -f site.yaml
+      umhctl history -f site.yaml --device edge-01 --live -o json
+    """
+    from umhctl import api
+    from umhctl.cli import statusview, views
+
+    result = api.history(
+        file, devices=device, live=live, inventory=_inventory(sim), identity=identity, parallel=parallel
+    )
+    if output is Output.json:
+        views.show_json(result)
+    else:
+        statusview.show_history(result)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command(cls=CliCommand)
+@boundary
+def status(
+    file: BlueprintOpt,
+    device: DeviceOpt = None,
+    sim: SimOpt = False,
+    identity: IdentityOpt = None,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Check every device in one SSH round trip: reachable, latency, applied commit vs HEAD, drift, failed units,
+    k3s, Flatcar version. Exits 0 only when every device is healthy.
+
+    \b
+    Examples:
+      umhctl status -f site.yaml
+      umhctl status --sim -f blueprints/demo-site.yaml --device edge-01 -o json
+    """
+    from umhctl import api
+    from umhctl.cli import statusview, views
+
+    result = api.status(
+        file,
+        devices=device,
+        inventory=_inventory(sim),
+        identity=identity,
+        parallel=parallel,
+        reporter=_reporter(),
+        hints=_hints(file, sim, identity),
+    )
+    if output is Output.json:
+        views.show_json(result)
+    else:
+        statusview.show_status(result)
+    raise typer.Exit(0 if result.ok else 1)
+
+
 reset_app = typer.Typer(
     name="reset",
     help="Rebuild a device from the blueprint.",
