@@ -1,6 +1,9 @@
 """Which commit of the blueprint repository is being applied, whether it has uncommitted changes, and by whom.
 
-Plain `git` commands: quick, and all that apply needs (gitpython arrives with the git-workflow commands).
+Plain `git` commands, as in all repository work (appliedrefs, sitediff): measured against GitPython, `import git`
+alone costs ~150 ms, rev-parse is 2.6 ms via git vs 3.4 ms, update-ref the same (GitPython runs git for it);
+only single-blob reads are faster there, and diff reads a revision with one `git archive` (README, Working as a
+team).
 """
 
 from __future__ import annotations
