@@ -150,3 +150,25 @@ def test_status_says_what_a_new_commit_leaves_pending(site: Path) -> None:
         assert "hub-01: k3s.service not running" in out and "0 of 1 device healthy" in out
     finally:
         assert run(site, "apply", "--sim", "--yes")[0] == 0
+
+
+def test_a_host_key_rotation_commits_the_new_encrypted_key_with_known_hosts(site: Path) -> None:
+    repo = site.parent
+    before = (repo / "secrets/demo-site/ssh-host-key.edge-02.pub").read_text()
+    code, out = run(site, "reset", "device", "edge-02", "--sim", "--yes", "--rotate-host-key")
+    assert code == 0, out
+    after = (repo / "secrets/demo-site/ssh-host-key.edge-02.pub").read_text()
+    assert after != before and after.split()[1] in (repo / "known_hosts").read_text()
+    assert git(repo, "status", "--porcelain") == "", "a colleague's clone gets the new key with known_hosts"
+    committed = set(git(repo, "show", "--name-only", "--format=", "HEAD").split())
+    assert committed == {
+        "known_hosts",
+        "secrets/demo-site/ssh-host-key.edge-02.age",
+        "secrets/demo-site/ssh-host-key.edge-02.pub",
+        "secrets/demo-site/ssh-host-key.edge-02.old.age",
+        "secrets/demo-site/ssh-host-key.edge-02.old.pub",
+    }
+    code, out = run(site, "history", "--device", "edge-02", "-o", "json")
+    (edge2,) = json.loads(out)["devices"]
+    assert edge2["applied"][0]["verb"] == "reset"
+    assert run(site, "plan", "--sim", "--detailed-exitcode")[0] == 0

@@ -355,7 +355,7 @@ def reset_device(
 
         def trust_new_key() -> None:
             assert new_key is not None
-            trust_host_key(loaded, name, new_key, site_inventory)
+            trust_host_key(loaded, name, new_key, site_inventory, secrets.host_key_files(name))
 
     # A rebuild never depends on a mirror: its Ignition config fetches nothing; the apply that follows the
     # reboot pushes the images from the operator's cache (and /opt/extensions is kept across the reset anyway).

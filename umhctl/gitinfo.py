@@ -90,14 +90,16 @@ def operator() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
-def commit_file(path: Path, message: str) -> str | None:
-    """Commit one file (e.g. known_hosts after a host-key rotation); the new commit, or None outside git."""
+def commit_file(path: Path, message: str, also: tuple[Path, ...] = ()) -> str | None:
+    """Commit one file (e.g. known_hosts after a host-key rotation) and the files in `also` that exist or are
+    tracked (the rotated key in the encrypted store); the new commit, or None outside git."""
     directory = path.resolve().parent
     if _git(directory, "rev-parse", "--show-toplevel") is None:
         return None
+    extra = [str(p.resolve()) for p in also if p.exists() or _git(directory, "ls-files", "--error-unmatch", str(p))]
     if (
-        _git(directory, "add", "--", path.name) is None
-        or _git(directory, "commit", "-q", "-m", message, "--", path.name) is None
+        _git(directory, "add", "--", path.name, *extra) is None
+        or _git(directory, "commit", "-q", "-m", message, "--", path.name, *extra) is None
     ):
         return None
     commit = _git(directory, "rev-parse", "HEAD")

@@ -181,6 +181,13 @@ class SecretStore:
 
         return seal
 
+    def host_key_files(self, device: str) -> tuple[Path, ...]:
+        """The files of the device's host key (and the previous one) in the repository; () for the local store."""
+        if not self.encrypted:
+            return ()
+        names = (f"ssh-host-key.{device}", f"ssh-host-key.{device}.old")
+        return tuple(self.directory / f"{n}{suffix}" for n in names for suffix in (".age", ".pub"))
+
     def rotate_host_key(self, device: str) -> HostKey:
         """Replace the device's host key with a new one (the old one is kept as .old until the next rotation)."""
         name = f"ssh-host-key.{device}"
