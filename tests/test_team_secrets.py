@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from umhctl.agestore import AgeVault
 from umhctl.cli import app
+from umhctl.errors import UmhctlError
 
 from .conftest import BLUEPRINTS, git
 
@@ -216,3 +217,23 @@ def test_validate_imports_neither_age_nor_git_libraries() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_ssh_login_key_of_plan_is_tried_besides_the_operators_age_key(
+    team: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from umhctl.blueprint.loader import load_blueprint
+    from umhctl.secrets import SecretStore
+
+    _share(team)
+    loaded = load_blueprint(team["repo"] / "demo-site.yaml")
+    deploy = team["tmp"] / "deploy"
+    _ssh_identity(deploy, "deploy@ci")  # logs in to devices, is no recipient
+    monkeypatch.setenv("UMHCTL_AGE_IDENTITY", str(team["bob"]))
+    token = SecretStore.for_blueprint(loaded.blueprint, team["repo"], login_key=deploy).k3s_token("edge-01")
+    monkeypatch.setenv("UMHCTL_AGE_IDENTITY", str(deploy))
+    with pytest.raises(UmhctlError, match="cannot decrypt"):
+        SecretStore.for_blueprint(loaded.blueprint, team["repo"]).k3s_token("edge-01")
+    # alice's SSH key both logs in and decrypts
+    store = SecretStore.for_blueprint(loaded.blueprint, team["repo"], login_key=team["alice"])
+    assert store.k3s_token("edge-01") == token and len(token) == 48

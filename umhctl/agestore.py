@@ -114,10 +114,13 @@ class Identities:
     problems: list[str] = field(default_factory=list)  # keys found but unusable (passphrase, format)
 
 
-def load_identities(explicit: Path | None = None) -> Identities:
-    """The operator's private keys: -i KEY and $UMHCTL_AGE_IDENTITY when given, else ~/.ssh/id_ed25519 and
-    ~/.ssh/id_rsa. age tries each against each file's recipients, so one matching key is enough."""
+def load_identities(explicit: Path | None = None, login_key: Path | None = None) -> Identities:
+    """The operator's private keys: `secrets -i KEY` and $UMHCTL_AGE_IDENTITY when given, else ~/.ssh/id_ed25519
+    and ~/.ssh/id_rsa; the SSH login key of plan/apply/reset/status (-i there) is tried besides. age tries each
+    against each file's recipients, so one matching key is enough."""
     candidates = identity_candidates(explicit)
+    if login_key is not None and login_key not in candidates:
+        candidates.insert(0, login_key)
     keys: list[Any] = []
     problems: list[str] = []
     for path in candidates:
@@ -181,6 +184,7 @@ class AgeVault:
 
     directory: Path
     identity: Path | None = None
+    login_key: Path | None = None  # the SSH key plan/apply log in with: tried as well
     _plain: dict[str, str] = field(default_factory=dict)
     _identities: Identities | None = None
 
@@ -253,7 +257,7 @@ class AgeVault:
         import pyrage
 
         if self._identities is None:
-            self._identities = load_identities(self.identity)
+            self._identities = load_identities(self.identity, self.login_key)
         ids = self._identities
         if not ids.keys:
             found = "; ".join(ids.problems) or "none of " + ", ".join(ids.tried) + " exists"

@@ -181,7 +181,7 @@ def plan(
     hints = hints or Hints()
     loaded = load_blueprint(file)
     version = _version(loaded)
-    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, identity=identity)
+    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, login_key=identity)
     fleet = _targets(loaded, secrets, _inventory(loaded, inventory, identity), version, devices, hints)
     info = _info(loaded, version)
     phases = Phases(info, ContentCache(), hints, command="plan")
@@ -228,7 +228,7 @@ def apply(
     if version.dirty and not allow_dirty:
         message, hint = version.refusal(file, "apply")
         raise UmhctlError(message, hint=hint)
-    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, identity=identity)
+    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, login_key=identity)
     fleet = _targets(loaded, secrets, _inventory(loaded, inventory, identity), version, devices, hints)
     _uncommitted_secrets(secrets, allow_dirty)
     info = _info(loaded, version)
@@ -346,7 +346,7 @@ def reset_device(
             return ResetResult(name, None, cancelled=True)
     site_inventory = _inventory(loaded, inventory, identity)
     # Only now, after the confirmation, may the host key change.
-    secrets = SecretStore.for_blueprint(bp, loaded.path.parent, identity=identity)
+    secrets = SecretStore.for_blueprint(bp, loaded.path.parent, login_key=identity)
     trust_new_key: Callable[[], None] | None = None
     old_key, new_key = None, None
     if rotate_host_key:
@@ -500,7 +500,7 @@ def status(
     hints = hints or Hints()
     loaded = load_blueprint(file)
     version = _version(loaded)
-    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, identity=identity)
+    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, login_key=identity)
     fleet = _targets(loaded, secrets, _inventory(loaded, inventory, identity), version, devices, hints)
     info = _info(loaded, version)
     phases = StatusPhases(info, hints)

@@ -109,10 +109,16 @@ class SecretStore:
 
     @classmethod
     def for_blueprint(
-        cls, blueprint: SiteBlueprint, base_dir: Path, directory: Path | None = None, identity: Path | None = None
+        cls,
+        blueprint: SiteBlueprint,
+        base_dir: Path,
+        directory: Path | None = None,
+        identity: Path | None = None,
+        login_key: Path | None = None,
     ) -> SecretStore:
         """The site's encrypted store when it has one (`secrets/<site>/recipients.txt` beside the blueprint),
-        else the local store (`directory`, default: default_store_dir)."""
+        else the local store (`directory`, default: default_store_dir). `identity` decrypts (umhctl.agestore);
+        `login_key`, the SSH key of plan/apply, is tried besides the usual keys."""
         from umhctl.agestore import RECIPIENTS, site_secrets_dir
 
         site = blueprint.metadata.name
@@ -120,7 +126,7 @@ class SecretStore:
         if directory is None and (encrypted / RECIPIENTS).exists():
             from umhctl.agestore import AgeVault
 
-            return cls(encrypted, blueprint, base_dir, AgeVault(encrypted, identity), encrypted=True)
+            return cls(encrypted, blueprint, base_dir, AgeVault(encrypted, identity, login_key), encrypted=True)
         local = directory or default_store_dir(site)
         return cls(local, blueprint, base_dir, LocalBackend(local))
 

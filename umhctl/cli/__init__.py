@@ -494,6 +494,7 @@ def history(
     output: OutputOpt = Output.text,
 ) -> None:
     """Show per device which commits were applied to it, when and by whom (from refs/umhctl/applied/...).
+    With --live, exits 1 when a device's own record names another commit than its ref.
 
     \b
     Examples:
