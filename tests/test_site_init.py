@@ -4,6 +4,7 @@ the real hook script run by `git commit`)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
+from umhctl.artifacts import lock_path
 from umhctl.cli import app
 
 from .conftest import git
@@ -69,6 +71,10 @@ def test_the_pre_commit_configuration_runs_validate(tmp_path: Path, operator_key
     assert config["repos"][0]["repo"] == "local"
     assert hook["entry"] == "umhctl validate -f blueprint.yaml" and hook["language"] == "system"
     assert hook["pass_filenames"] is False
+    runs_on = re.compile(hook["files"])
+    for name in ("blueprint.yaml", lock_path(Path("blueprint.yaml")).name, "dashboards/line-1.json"):
+        assert runs_on.search(name), name
+    assert not runs_on.search("README.md")
 
 
 def test_init_refuses_a_directory_that_is_not_empty(tmp_path: Path, operator_key: Path) -> None:

@@ -102,7 +102,8 @@ def pre_commit_config() -> str:
                         "entry": f"umhctl validate -f {BLUEPRINT}",
                         "language": "system",
                         "pass_filenames": False,
-                        "files": r"^(blueprint\.yaml|dashboards/|files/|site\.lock\.json)",
+                        # what validate reads: the blueprint, its lock file (artifacts.lock_path), dashboards, templates
+                        "files": r"^(blueprint\.yaml|blueprint\.lock\.json|dashboards/|files/)",
                     }
                 ],
             }
