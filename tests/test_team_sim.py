@@ -172,3 +172,19 @@ def test_a_host_key_rotation_commits_the_new_encrypted_key_with_known_hosts(site
     (edge2,) = json.loads(out)["devices"]
     assert edge2["applied"][0]["verb"] == "reset"
     assert run(site, "plan", "--sim", "--detailed-exitcode")[0] == 0
+
+
+def test_reset_refuses_before_touching_the_device_when_a_secret_is_not_in_git(site: Path) -> None:
+    repo = site.parent
+    token = repo / "secrets/demo-site/k3s-token.edge-01.age"
+    boots = SimSite.load(site).devices["edge-01"].boots
+    git(repo, "rm", "-q", str(token))
+    git(repo, "commit", "-qm", "Forget a token")
+    try:
+        code, out = run(site, "reset", "device", "edge-01", "--sim", "--yes")
+        assert code == 1, out
+        assert "new secrets were generated for this reset (k3s-token.edge-01); nothing was changed" in out
+        assert SimSite.load(site).devices["edge-01"].boots == boots
+    finally:
+        git(repo, "checkout", "-q", "HEAD~1", "--", str(token))
+        git(repo, "commit", "-qm", "The token back")

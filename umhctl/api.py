@@ -275,12 +275,13 @@ def _record_applied(loaded: LoadedBlueprint, version: BlueprintVersion, devices:
         record_applied(loaded.path, loaded.blueprint.metadata.name, device, version.commit, who, version.dirty, verb)
 
 
-def _uncommitted_secrets(secrets: SecretStore, allow_dirty: bool) -> None:
+def _uncommitted_secrets(secrets: SecretStore, allow_dirty: bool, verb: str = "apply") -> None:
     """A value generated just now into the repository's encrypted store must be committed before a device gets
     it: otherwise a colleague's render generates another one and the site's record names a commit without it."""
     if secrets.encrypted and secrets.created and not allow_dirty:
+        done = "nothing was applied" if verb == "apply" else "nothing was changed"
         raise UmhctlError(
-            f"new secrets were generated for this apply ({', '.join(sorted(secrets.created))}); nothing was applied",
+            f"new secrets were generated for this {verb} ({', '.join(sorted(secrets.created))}); {done}",
             hint=f"commit them so the team shares them (git add {secrets.directory} && git commit), then apply again",
         )
 
@@ -333,6 +334,10 @@ def reset_device(
     if version.dirty and not allow_dirty:
         message, hint = version.refusal(file, "rebuild from")
         raise UmhctlError(message + " (a rebuilt device must match what is in git)", hint=hint)
+    shared = SecretStore.for_blueprint(bp, loaded.path.parent, login_key=identity)
+    if shared.encrypted:
+        shared.ensure_all()  # before anything happens: a rebuilt device gets only values the team has in git
+        _uncommitted_secrets(shared, allow_dirty, "reset")
     edges = dependent_edges(loaded, name)
     if edges and not force and media is None:
         raise UmhctlError(
