@@ -34,6 +34,15 @@ COMMANDS = [
     ["sim", "up"],
     ["sim", "down"],
     ["sim", "status"],
+    ["init"],
+    ["diff"],
+    ["history"],
+    ["status"],
+    ["secrets", "init"],
+    ["secrets", "add-recipient"],
+    ["secrets", "remove-recipient"],
+    ["secrets", "rotate"],
+    ["secrets", "list"],
 ]
 
 

@@ -22,7 +22,7 @@ import pytest
 from umhctl.facts import LOCK_DIR, MANAGED_LIST, RECORD
 from umhctl.plan.model import Action, Change
 from umhctl.remote import scripts
-from umhctl.remote.gate import parse_facts
+from umhctl.remote.gate import parse_facts, parse_status
 from umhctl.render.desired import DesiredState, File, Link
 from umhctl.sim.process import in_private_mounts
 
@@ -69,6 +69,7 @@ IGNITION = json.dumps({"ignition": {"version": "3.3.0"}})
 
 CASES = {
     "probe": lambda: scripts.probe(["/etc/hostname", "/etc/localtime"], ["k3s.service"], ["/opt/extensions/k3s"]),
+    "status-probe": lambda: scripts.probe(["/etc/hostname"], ["k3s.service"], [], status_units=["k3s.service"]),
     "lock": lambda: scripts.lock(TOKEN, "alice <a@example.com>, pid 1 on pc (umhctl apply)"),
     "lock-force": lambda: scripts.lock(TOKEN, "alice", force=True),
     "unlock": lambda: scripts.unlock(TOKEN),
@@ -146,6 +147,29 @@ def test_probe_reports_files_links_and_other_things(scratch: Scratch, root: Path
     assert facts.path("/etc/localtime").target == "../usr/share/zoneinfo/UTC"
     assert facts.path("/etc/ssh/sshd_config.d").other == "directory"
     assert facts.path("/nope").kind == "absent" and facts.record is None
+
+
+def test_the_status_probe_adds_os_version_k3s_and_failed_units(scratch: Scratch, root: Path) -> None:
+    (root / "etc/hostname").write_text("edge-01\n")
+    (root / "etc/os-release").write_text("ID=flatcar\nVERSION=4152.2.3\nVERSION_ID=4152.2.3\n")
+    spy = root / "opt/spy"
+    spy.mkdir(parents=True)
+    # systemctl as a real device answers: k3s active with PID 1 as its main process, two failed units.
+    (spy / "systemctl").write_text(
+        "#!/bin/bash\n"
+        "case $1 in is-active) echo active ;; is-enabled) echo enabled ;; show) echo 1 ;;\n"
+        "list-units) printf 'broken.service loaded failed failed Broken\\nold.timer loaded failed failed X\\n' ;;\n"
+        "esac\n"
+    )
+    (spy / "systemctl").chmod(0o755)
+    script = scripts.probe(["/etc/hostname"], ["k3s.service"], [], status_units=["k3s.service"])
+    facts, status = parse_status(run(scratch, root, script, spy=True), "edge-01")
+    assert facts.path("/etc/hostname").kind == "file" and facts.units == {"k3s.service": ("active", "enabled")}
+    assert status.os_version == "4152.2.3"
+    assert status.k3s == {"k3s.service": ("active", True)}
+    assert status.failed_units == ["broken.service", "old.timer"]
+    # The variables os-release sets stay inside the subshell: the rest of the script is not affected.
+    assert run(scratch, root, script + 'echo "NAME=${NAME:-}"\n', spy=True).splitlines()[-1] == "NAME="
 
 
 # -- write ------------------------------------------------------------------------------------------------------

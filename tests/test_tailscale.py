@@ -250,6 +250,11 @@ def test_a_device_not_yet_enrolled_is_reported_with_the_way_through_its_manageme
         assert "not enrolled in the tailnet yet" in device["error"] and "--via management" in device["error"]
     code, out = site.run("plan", "--sim", "--via", "tailscale")
     assert code == 1 and "not enrolled in the tailnet yet" in out
+    # status goes the same way (issue 15: plan/apply/reset/status over the tailnet)
+    code, out = site.run("status", "--sim", "--via", "tailscale", "-o", "json")
+    assert code == 1
+    for device in json.loads(out)["devices"]:
+        assert "not enrolled in the tailnet yet" in json.dumps(device) and "--via management" in json.dumps(device)
 
     # Through the management addresses the plan shows what enrolling takes: key, unit, image, restarts.
     code, plan = site.plan("--via", "management")

@@ -12,6 +12,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from umhctl.artifacts import ArtifactCache, ArtifactSource, LockFile, needed, site_source
 from umhctl.blueprint.loader import LoadedBlueprint, load_blueprint, validate_file
@@ -37,6 +38,9 @@ from umhctl.results import (
     ValidateResult,
 )
 from umhctl.secrets import SecretStore
+
+if TYPE_CHECKING:
+    from umhctl.sitestatus import HistoryResult, StatusResult
 
 InventoryFor = Callable[[LoadedBlueprint], Inventory]  # builds the inventory once the blueprint is loaded
 DEFAULT_PARALLEL = 16  # SSH sessions mostly wait on the network; 16 keep 2 cores busy on a no-op plan
@@ -190,7 +194,7 @@ def plan(
     hints = hints or Hints()
     loaded = load_blueprint(file)
     version = _version(loaded)
-    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
+    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, login_key=identity)
     site = _inventory(loaded, inventory, identity, via, hints.via_management("plan"))
     fleet = _targets(loaded, secrets, site, version, devices, hints)
     info = _info(loaded, version)
@@ -239,9 +243,10 @@ def apply(
     if version.dirty and not allow_dirty:
         message, hint = version.refusal(file, "apply")
         raise UmhctlError(message, hint=hint)
-    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent)
+    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, login_key=identity)
     site = _inventory(loaded, inventory, identity, via, hints.via_management("apply"))
     fleet = _targets(loaded, secrets, site, version, devices, hints)
+    _uncommitted_secrets(secrets, allow_dirty)
     info = _info(loaded, version)
     phases = Phases(info, ContentCache(), hints, command="apply", force_unlock=force_unlock)
     if saved is not None:
@@ -263,6 +268,7 @@ def apply(
     # Devices that could not even be planned (unreachable, ...) belong in the results too.
     outcomes = [_unplanned(d.device, d.error) for d in work.devices if d.error] + outcomes
     save_outcomes(loaded.path, outcomes)
+    _record_applied(loaded, version, [o.device for o in outcomes if o.ok], "applied")
     any_failed = any(not o.ok for o in outcomes)
     if saved is not None:
         # A saved plan was reviewed as it stands: where it failed, what is owed is a new plan to review, not a
@@ -271,6 +277,29 @@ def apply(
         return ApplyResult(work, outcomes, replan_hint=replan, seconds=time.monotonic() - started)
     retry = hints.command("apply", "--retry-failed") if any_failed else None
     return ApplyResult(work, outcomes, retry_hint=retry, seconds=time.monotonic() - started)
+
+
+def _record_applied(loaded: LoadedBlueprint, version: BlueprintVersion, devices: list[str], verb: str) -> None:
+    """refs/umhctl/applied/<site>/<device> at the applied commit, with a reflog entry (umhctl.appliedrefs)."""
+    from umhctl.appliedrefs import record_applied
+    from umhctl.gitinfo import operator
+
+    if version.commit is None:
+        return
+    who = operator()
+    for device in devices:
+        record_applied(loaded.path, loaded.blueprint.metadata.name, device, version.commit, who, version.dirty, verb)
+
+
+def _uncommitted_secrets(secrets: SecretStore, allow_dirty: bool, verb: str = "apply") -> None:
+    """A value generated just now into the repository's encrypted store must be committed before a device gets
+    it: otherwise a colleague's render generates another one and the site's record names a commit without it."""
+    if secrets.encrypted and secrets.created and not allow_dirty:
+        done = "nothing was applied" if verb == "apply" else "nothing was changed"
+        raise UmhctlError(
+            f"new secrets were generated for this {verb} ({', '.join(sorted(secrets.created))}); {done}",
+            hint=f"commit them so the team shares them (git add {secrets.directory} && git commit), then apply again",
+        )
 
 
 def _unplanned(device: str, error: str | None) -> Outcome:
@@ -322,6 +351,10 @@ def reset_device(
     if version.dirty and not allow_dirty:
         message, hint = version.refusal(file, "rebuild from")
         raise UmhctlError(message + " (a rebuilt device must match what is in git)", hint=hint)
+    shared = SecretStore.for_blueprint(bp, loaded.path.parent, login_key=identity)
+    if shared.encrypted:
+        shared.ensure_all()  # before anything happens: a rebuilt device gets only values the team has in git
+        _uncommitted_secrets(shared, allow_dirty, "reset")
     edges = dependent_edges(loaded, name)
     if edges and not force and media is None:
         raise UmhctlError(
@@ -335,7 +368,7 @@ def reset_device(
             return ResetResult(name, None, cancelled=True)
     site_inventory = _inventory(loaded, inventory, identity, via, hints.via_management("reset", "device", name))
     # Only now, after the confirmation, may the host key change.
-    secrets = SecretStore.for_blueprint(bp, loaded.path.parent)
+    secrets = SecretStore.for_blueprint(bp, loaded.path.parent, login_key=identity)
     trust_new_key: Callable[[], None] | None = None
     old_key, new_key = None, None
     if rotate_host_key:
@@ -344,7 +377,7 @@ def reset_device(
 
         def trust_new_key() -> None:
             assert new_key is not None
-            trust_host_key(loaded, name, new_key, site_inventory)
+            trust_host_key(loaded, name, new_key, site_inventory, secrets.host_key_files(name))
 
     # A rebuild never depends on a mirror: its Ignition config fetches nothing; the apply that follows the
     # reboot pushes the images from the operator's cache (and /opt/extensions is kept across the reset anyway).
@@ -386,6 +419,8 @@ def reset_device(
         boot_images=[(a.path, a.sha256 or "") for a in render.state.artifacts if a.boot_link],
     )
     outcome = run_reset(run, ResetPhases(converge), reporter)
+    if outcome.ok:
+        _record_applied(loaded, version, [name], "reset")
     undone = False
     if not outcome.ok:
         outcome.hint = failure_hint(outcome, name, hints, wait_only=wait)
@@ -440,3 +475,72 @@ def fetch(file: Path, *, artifacts: ArtifactSource | None = None, cache: Artifac
         size = cache.path(pin).stat().st_size
         fetched.append(FetchedArtifact(artifact.filename, pin.sha256, size, status))
     return FetchResult(cache.directory, fetched)
+
+
+# -- the team's questions: what runs where, is it healthy ------------------------------------------------------
+
+
+def history(
+    file: Path,
+    *,
+    devices: list[str] | None = None,
+    live: bool = False,
+    inventory: InventoryFor | None = None,
+    identity: Path | None = None,
+    via: str | None = None,
+    parallel: int = DEFAULT_PARALLEL,
+) -> HistoryResult:
+    """Per device, the commits applied to it (refs/umhctl/applied/<site>/<device> and its reflog), newest first;
+    with `live`, checked against each device's own record."""
+    from umhctl.appliedrefs import device_history
+    from umhctl.sitestatus import HistoryResult, live_records
+
+    loaded = load_blueprint(file)
+    site = loaded.blueprint.metadata.name
+    names = _device_names(loaded, devices)
+    found = [device_history(loaded.path, site, name) for name in names]
+    if live:
+        records = live_records(_inventory(loaded, inventory, identity, via), names, parallel)
+        for entry in found:
+            record = records[entry.device]
+            entry.live = record
+            current = entry.current.commit if entry.current else None
+            entry.live_match = "error" not in record and record.get("commit") == current
+    return HistoryResult(site, found, live)
+
+
+def status(
+    file: Path,
+    *,
+    devices: list[str] | None = None,
+    inventory: InventoryFor | None = None,
+    identity: Path | None = None,
+    via: str | None = None,
+    parallel: int = DEFAULT_PARALLEL,
+    reporter: Reporter | None = None,
+    hints: Hints | None = None,
+) -> StatusResult:
+    """Each device's health in one SSH round trip: reachable, applied commit vs HEAD, drift, failed units, k3s,
+    Flatcar version (umhctl.sitestatus)."""
+    from umhctl.sitestatus import StatusPhases, StatusResult, judge
+
+    hints = hints or Hints()
+    loaded = load_blueprint(file)
+    version = _version(loaded)
+    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, login_key=identity)
+    site = _inventory(loaded, inventory, identity, via, hints.via_management("status"))
+    fleet = _targets(loaded, secrets, site, version, devices, hints)
+    info = _info(loaded, version)
+    phases = StatusPhases(info, hints)
+    plan = plan_site(info, fleet, phases, parallel=parallel, reporter=reporter)
+    pinned = loaded.blueprint.versions.flatcar.version
+    health = [judge(d.device, d, phases, loaded.path, version.commit, pinned) for d in plan.devices]
+    return StatusResult(version.commit, health)
+
+
+def _device_names(loaded: LoadedBlueprint, devices: list[str] | None) -> list[str]:
+    names = [d.name for d in loaded.blueprint.devices]
+    unknown = [d for d in devices or [] if d not in names]
+    if unknown:
+        raise UmhctlError(f"no device {', '.join(unknown)} in {loaded.path}", hint="devices: " + ", ".join(names))
+    return [n for n in names if not devices or n in devices]

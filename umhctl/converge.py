@@ -213,12 +213,7 @@ class Phases:
 
     def _probe(self, run: DeviceRun) -> None:
         assert run.remote is not None
-        desired = run.target.desired
-        paths = [f.path for f in desired.files] + [link.path for link in desired.links]
-        paths += [a.path for a in desired.artifacts]
-        units = sorted(u for u in managed_restarts(desired) if u.endswith(UNIT_SUFFIXES))
-        dirs = sorted({a.path.rsplit("/", 1)[0] for a in desired.artifacts})
-        run.facts = run.remote.probe(paths, units, dirs)
+        run.facts = run.remote.probe(*probed(run.target.desired))
 
     def _plan(self, run: DeviceRun) -> None:
         run.plan = self.device_plan(run)
@@ -417,6 +412,15 @@ class Phases:
             },
             "links": {link.path: link.target for link in desired.links},
         }
+
+
+def probed(desired: DesiredState) -> tuple[list[str], list[str], list[str]]:
+    """What the probe asks about for a desired state: its paths, the units it restarts, the image directories."""
+    paths = [f.path for f in desired.files] + [link.path for link in desired.links]
+    paths += [a.path for a in desired.artifacts]
+    units = sorted(u for u in managed_restarts(desired) if u.endswith(UNIT_SUFFIXES))
+    dirs = sorted({a.path.rsplit("/", 1)[0] for a in desired.artifacts})
+    return paths, units, dirs
 
 
 def disconnect(run: DeviceRun) -> None:

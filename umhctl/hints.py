@@ -23,7 +23,7 @@ class Hints:
         return shlex.join(["umhctl", *words, *_without_via(self.selection), "--via", "management"])
 
 
-_VIA_COMMANDS = {("plan",), ("apply",), ("reset",)}  # the commands that take --via (lock and fetch do not)
+_VIA_COMMANDS = {("plan",), ("apply",), ("reset",), ("status",), ("history",)}  # those taking --via (not lock, fetch)
 
 
 def _without_via(selection: tuple[str, ...]) -> tuple[str, ...]:

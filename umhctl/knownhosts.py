@@ -42,7 +42,7 @@ def record_site_host_keys(loaded: LoadedBlueprint, secrets: SecretStore, devices
     changed = []
     for name in devices:
         device = bp.device(name)
-        if set_host_key(path, host_pattern(str(device.address), device.ssh_port), secrets.host_key(name).public):
+        if set_host_key(path, host_pattern(str(device.address), device.ssh_port), secrets.public_host_key(name)):
             changed.append(name)
     return changed
 

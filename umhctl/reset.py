@@ -196,13 +196,15 @@ def failure_hint(outcome: Outcome, device: str, hints: Hints, *, wait_only: bool
     return "nothing was changed on the device: fix the problem and run the same command again"
 
 
-def trust_host_key(loaded: LoadedBlueprint, device: str, public_key: str, inventory: Inventory) -> None:
+def trust_host_key(
+    loaded: LoadedBlueprint, device: str, public_key: str, inventory: Inventory, key_files: tuple[Path, ...] = ()
+) -> None:
     """Point the site's known_hosts (and the inventory's, when it has its own) at a device's new host key, and
-    commit the site's known_hosts."""
+    commit the site's known_hosts, with the key's files when the site keeps its secrets in git (`key_files`)."""
     spec = loaded.blueprint.device(device)
     site = site_known_hosts(loaded)
     set_host_key(site, host_pattern(str(spec.address), spec.ssh_port), public_key)
-    commit_file(site, f"Rotate the SSH host key of {device}")
+    commit_file(site, f"Rotate the SSH host key of {device}", key_files)
     if inventory.known_hosts.resolve() != site.resolve():
         set_host_key(inventory.known_hosts, inventory.host(device), public_key)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,6 +27,7 @@ from umhctl.cli.options import (
     boundary,
     default_blueprint,
 )
+from umhctl.cli.secrets import secrets_app
 from umhctl.cli.sim import sim_app
 from umhctl.errors import UmhctlError
 
@@ -47,6 +49,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(sim_app, name="sim")
+app.add_typer(secrets_app, name="secrets")
 
 DEFAULT_PARALLEL = 16  # umhctl.api.DEFAULT_PARALLEL, repeated so --help does not import the library
 
@@ -382,6 +385,188 @@ def fetch(
         views.show_json(result)
     else:
         views.show_fetch(result)
+
+
+@app.command(cls=CliCommand)
+@boundary
+def init(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            metavar="[DIR]", help="A new or empty directory (default: the current one).", show_default=False
+        ),
+    ] = Path("."),
+    site: Annotated[
+        str | None,
+        typer.Option("--site", metavar="NAME", help="The site's name (default: DIR's name).", show_default=False),
+    ] = None,
+    recipient: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recipient",
+            metavar="KEY",
+            help="Encrypt the secrets to this key (repeatable). Default: the public half of your key (see -i).",
+            show_default=False,
+        ),
+    ] = None,
+    identity: Annotated[
+        Path | None,
+        typer.Option(
+            "-i",
+            "--identity",
+            metavar="KEY",
+            help="Your age identity file or SSH private key (default: $UMHCTL_AGE_IDENTITY, else ~/.ssh/id_ed25519).",
+            show_default=False,
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    git_hook: Annotated[
+        bool, typer.Option("--git-hook", help="Also install a plain .git/hooks/pre-commit running validate.")
+    ] = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Create a site repository: a small valid blueprint, its schema, dashboards/, known_hosts, the secrets
+    encrypted to your key, .gitignore, a pre-commit configuration running validate, and a first commit.
+    Refuses a directory that is not empty.
+
+    \b
+    Examples:
+      umhctl init plant-cologne
+      umhctl init plant-cologne --site cologne --git-hook
+    """
+    from umhctl.cli import views
+    from umhctl.siteinit import init_site
+
+    result = init_site(directory, site=site, recipients=recipient, identity=identity, git_hook_install=git_hook)
+    if output is Output.json:
+        views.show_json(result)
+        return
+    out = views.console()
+    out.print(f"Site '{result.site}' created in {result.directory} (commit {result.commit[:12]}):")
+    for name in result.files:
+        out.print(f"  {name}")
+    out.print("Secrets encrypted to: " + ", ".join(r[:40] for r in result.recipients))
+    if result.hook is not None:
+        out.print(f"Git hook: {result.hook} validates every commit.")
+    for note in result.notes:
+        out.print(f"Note: {note}")
+    out.print(f"Next: cd {directory} && umhctl validate && umhctl secrets add-recipient COLLEAGUE_KEY")
+
+
+class DiffOutput(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command(cls=CliCommand)
+@boundary
+def diff(
+    file: BlueprintOpt,
+    rev1: Annotated[str | None, typer.Argument(metavar="[REV1]", help="Old side (default: HEAD).")] = None,
+    rev2: Annotated[str | None, typer.Argument(metavar="[REV2]", help="New side (default: the working tree).")] = None,
+    output: Annotated[
+        DiffOutput, typer.Option("-o", "--output", metavar="FORMAT", help="text, json or markdown (a PR comment).")
+    ] = DiffOutput.text,
+) -> None:
+    """Show per device what changes in the desired state between two commits: files, links, images. Renders
+    from git objects (the working tree is never touched), reads no secret, connects to nothing. As `git diff`:
+    no revision compares HEAD with the working tree, one compares REV1 with it, two compare REV1 with REV2.
+
+    \b
+    Examples:
+      umhctl diff -f site.yaml
+      umhctl diff origin/main HEAD -f site.yaml -o markdown > comment.md
+    """
+    from umhctl.cli import diffview, views
+    from umhctl.sitediff import site_diff
+
+    result = site_diff(file, rev1, rev2)
+    if output is DiffOutput.json:
+        views.show_json(result)
+    else:
+        sys.stdout.write(diffview.markdown(result) if output is DiffOutput.markdown else diffview.text(result))
+
+
+@app.command(cls=CliCommand)
+@boundary
+def history(
+    file: BlueprintOpt,
+    device: DeviceOpt = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="Also ask each device (over SSH) what it last got, and compare.")
+    ] = False,
+    sim: SimOpt = False,
+    identity: IdentityOpt = None,
+    via: ViaOpt = None,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Show per device which commits were applied to it, when and by whom (from refs/umhctl/applied/...).
+    With --live, exits 1 when a device's own record names another commit than its ref.
+
+    \b
+    Examples:
+      umhctl history -f site.yaml
+      umhctl history -f site.yaml --device edge-01 --live -o json
+    """
+    from umhctl import api
+    from umhctl.cli import statusview, views
+
+    result = api.history(
+        file,
+        devices=device,
+        live=live,
+        inventory=_inventory(sim),
+        identity=identity,
+        via=via.value if via else None,
+        parallel=parallel,
+    )
+    if output is Output.json:
+        views.show_json(result)
+    else:
+        statusview.show_history(result)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command(cls=CliCommand)
+@boundary
+def status(
+    file: BlueprintOpt,
+    device: DeviceOpt = None,
+    sim: SimOpt = False,
+    identity: IdentityOpt = None,
+    via: ViaOpt = None,
+    parallel: ParallelOpt = DEFAULT_PARALLEL,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Check every device in one SSH round trip: reachable, latency, applied commit vs HEAD, drift, failed units,
+    k3s, Flatcar version. Exits 0 only when every device is healthy.
+
+    \b
+    Examples:
+      umhctl status -f site.yaml
+      umhctl status --sim -f blueprints/demo-site.yaml --device edge-01 -o json
+    """
+    from umhctl import api
+    from umhctl.cli import statusview, views
+
+    result = api.status(
+        file,
+        devices=device,
+        inventory=_inventory(sim),
+        identity=identity,
+        via=via.value if via else None,
+        parallel=parallel,
+        reporter=_reporter(),
+        hints=_hints(file, sim, identity, via),
+    )
+    if output is Output.json:
+        views.show_json(result)
+    else:
+        statusview.show_status(result)
+    raise typer.Exit(0 if result.ok else 1)
 
 
 reset_app = typer.Typer(

@@ -226,7 +226,7 @@ def boundary(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        json_output = kwargs.get("output") is Output.json
+        json_output = kwargs.get("output") == Output.json  # also `diff`'s own format choice (a StrEnum)
         context = get_current_context(silent=True)
         command = context.command_path.partition(" ")[2] if context else fn.__name__
         try:

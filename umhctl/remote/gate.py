@@ -11,7 +11,7 @@ import binascii
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,13 @@ from umhctl.plan.model import Change
 from umhctl.remote import scripts
 from umhctl.remote.ssh import CONNECT_TIMEOUT, Connection, Endpoint, connect
 from umhctl.render.desired import DesiredState
+
+
+@dataclass
+class DeviceStatus:
+    os_version: str | None = None  # /etc/os-release VERSION_ID
+    k3s: dict[str, tuple[str, bool]] = field(default_factory=dict)  # unit -> (is-active, main process exists)
+    failed_units: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,15 @@ class Remote:
         if result.status != 0:
             raise UmhctlError(f"reading the device's state failed (exit {result.status}): {_tail(result.stderr)}")
         return parse_facts(result.stdout, self.device)
+
+    def status_probe(
+        self, paths: Sequence[str], units: Sequence[str], dirs: Sequence[str], k3s_units: Sequence[str]
+    ) -> tuple[Facts, DeviceStatus]:
+        """The probe's facts and, in the same round trip, what `umhctl status` reports besides."""
+        result = self.conn.run(scripts.probe(paths, units, dirs, status_units=k3s_units))
+        if result.status != 0:
+            raise UmhctlError(f"reading the device's state failed (exit {result.status}): {_tail(result.stderr)}")
+        return parse_status(result.stdout, self.device)
 
     # -- lock -----------------------------------------------------------------------------------------------
 
@@ -195,6 +211,26 @@ def _text(b64: str) -> str:
 
 _KINDS = {"f": "file", "l": "link", "d": "directory"}
 _SECTIONS = ("P", "S", "R", "U", "E")
+
+
+def parse_status(output: str, device: str) -> tuple[Facts, DeviceStatus]:
+    """The probe's facts and the status section X (scripts.probe with status_units)."""
+    lines = output.splitlines()
+    if "X" not in lines or "E" not in lines[lines.index("X") :]:
+        raise UmhctlError(f"{device}: the status probe ended early (connection lost?)")
+    start = lines.index("X")
+    end = start + lines[start:].index("E")
+    status = DeviceStatus()
+    for line in lines[start + 1 : end]:
+        kind, _, rest = line.partition("\t")
+        fields = rest.split("\t")
+        if kind == "version":
+            status.os_version = rest or None  # os-release VERSION_ID
+        elif kind == "k3s" and len(fields) == 3:
+            status.k3s[fields[0]] = (fields[1], fields[2] == "yes")
+        elif kind == "failed" and rest:
+            status.failed_units.append(rest)
+    return parse_facts("\n".join(lines[:start] + lines[end:]), device), status
 
 
 def parse_facts(output: str, device: str) -> Facts:

@@ -73,19 +73,42 @@ for u in "${units[@]}"; do
   enabled=$(systemctl is-enabled -- "$u" 2>/dev/null)
   printf '%%s\t%%s\t%%s\n' "$u" "$active" "$enabled"
 done
-echo E
+%(extra)secho E
+"""
+
+# `umhctl status` asks a little more in the same round trip (section X): the OS version (os-release(5) VERSION_ID,
+# "mostly numeric", which Flatcar sets to its release, e.g. 4152.2.3; VERSION where it is missing),
+# each k3s unit's state and whether its main process really exists (systemctl(1) `show -p MainPID --value`; a
+# unit can claim active with no process, as in the simulated site), and the failed units
+# (`list-units --state=failed --no-legend --plain`: one unit per line, its name first).
+_STATUS = r"""echo X
+( . /etc/os-release 2>/dev/null; printf 'version\t%%s\n' "${VERSION_ID:-${VERSION:-}}" )
+for u in %(k3s)s; do
+  state=$(systemctl is-active -- "$u" 2>/dev/null)
+  pid=$(systemctl show -p MainPID --value -- "$u" 2>/dev/null)
+  running=no
+  [ -n "$pid" ] && [ "$pid" != 0 ] && [ -d "/proc/$pid" ] && running=yes
+  printf 'k3s\t%%s\t%%s\t%%s\n' "$u" "${state:-unknown}" "$running"
+done
+systemctl list-units --state=failed --no-legend --plain 2>/dev/null | while read -r unit _; do
+  printf 'failed\t%%s\n' "$unit"
+done
 """
 
 
-def probe(paths: Sequence[str], units: Sequence[str], dirs: Sequence[str] = ()) -> str:
+def probe(
+    paths: Sequence[str], units: Sequence[str], dirs: Sequence[str] = (), *, status_units: Sequence[str] | None = None
+) -> str:
     """Print the facts of `paths`, of what the last apply managed, and of everything in `dirs`: sections P, S,
-    R, U, E."""
+    R, U, E. With `status_units` (the k3s units), also section X for `umhctl status`, before E."""
+    extra = "" if status_units is None else _STATUS % {"k3s": " ".join(q(u) for u in status_units) or '""'}
     return _HEAD_LENIENT + _PROBE % {
         "paths": " ".join(q(p) for p in paths),
         "dirs": " ".join(q(d) for d in dirs) or '""',
         "managed": MANAGED_LIST,
         "record": RECORD,
         "units": " ".join(q(u) for u in units),
+        "extra": extra,
     }
 
 

@@ -102,7 +102,12 @@ def render_inputs(loaded: LoadedBlueprint) -> list[Path]:
     bp = loaded.blueprint
     repo = RepoFiles(loaded.path.parent)
     referenced = [repo.resolve(d.file) for d in bp.dashboards] + [repo.resolve(f.template) for f in bp.files]
-    return [loaded.path, lock_path(loaded.path), *sorted({p for p in referenced if p is not None})]
+    # The encrypted secrets (umhctl secrets init) are inputs too: a rotated, uncommitted value makes the site dirty.
+    from umhctl.agestore import site_secrets_dir
+
+    encrypted = site_secrets_dir(loaded.path.parent, bp.metadata.name)
+    stores = [encrypted] if encrypted.is_dir() else []
+    return [loaded.path, lock_path(loaded.path), *sorted({p for p in referenced if p is not None}), *stores]
 
 
 def redacted(state: DesiredState) -> DesiredState:

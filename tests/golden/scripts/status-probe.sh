@@ -1,0 +1,41 @@
+set -u
+umask 077
+paths=(/etc/hostname)
+if [ -f /var/lib/umhctl/managed.list ]; then mapfile -t -O "${#paths[@]}" paths < /var/lib/umhctl/managed.list; fi
+# Directories umhctl owns whole (artifact images): everything in them counts, leftovers included.
+for d in ""; do
+  [ -d "$d" ] && while IFS= read -r -d '' f; do paths+=("$f"); done < <(find "$d" -mindepth 1 -maxdepth 1 -print0)
+done
+declare -A seen=(); unique=()
+for p in "${paths[@]}"; do [ -n "${seen[$p]+x}" ] || { seen[$p]=1; unique+=("$p"); }; done
+paths=("${unique[@]}")
+echo P
+((${#paths[@]})) && find "${paths[@]}" -maxdepth 0 -printf '%p	%y	%m	%u	%g	%l
+' 2>/dev/null
+echo S
+files=()
+for p in "${paths[@]}"; do [ -f "$p" ] && [ ! -L "$p" ] && files+=("$p"); done
+((${#files[@]})) && sha256sum -- "${files[@]}"
+echo R
+[ -f /var/lib/umhctl/applied.json ] && base64 -w0 < /var/lib/umhctl/applied.json && echo
+echo U
+units=(k3s.service)
+# One line per unit, even when systemctl prints nothing for one (is-enabled of an unknown unit).
+for u in "${units[@]}"; do
+  active=$(systemctl is-active -- "$u" 2>/dev/null)
+  enabled=$(systemctl is-enabled -- "$u" 2>/dev/null)
+  printf '%s\t%s\t%s\n' "$u" "$active" "$enabled"
+done
+echo X
+( . /etc/os-release 2>/dev/null; printf 'version\t%s\n' "${VERSION_ID:-${VERSION:-}}" )
+for u in k3s.service; do
+  state=$(systemctl is-active -- "$u" 2>/dev/null)
+  pid=$(systemctl show -p MainPID --value -- "$u" 2>/dev/null)
+  running=no
+  [ -n "$pid" ] && [ "$pid" != 0 ] && [ -d "/proc/$pid" ] && running=yes
+  printf 'k3s\t%s\t%s\t%s\n' "$u" "${state:-unknown}" "$running"
+done
+systemctl list-units --state=failed --no-legend --plain 2>/dev/null | while read -r unit _; do
+  printf 'failed\t%s\n' "$unit"
+done
+echo E
