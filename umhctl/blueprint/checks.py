@@ -16,6 +16,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
 
+from umhctl.blueprint import devicepaths
 from umhctl.blueprint.dashboards import SqlTarget, parse_query, sql_targets
 from umhctl.blueprint.datapath import StoredTag, stored_tag_name, stored_tags
 from umhctl.blueprint.model import (
@@ -689,39 +690,9 @@ def _check_dashboard_queries(
                 )
 
 
-# Paths umhctl renders itself (umhctl/render): a site file must not take them over.
-_RESERVED = {
-    "/etc/hostname",
-    "/etc/localtime",
-    "/etc/flatcar/update.conf",
-    "/etc/ssh/ssh_host_ed25519_key",
-    "/etc/ssh/ssh_host_ed25519_key.pub",
-    "/etc/rancher/k3s/config.yaml",
-    "/etc/rancher/k3s/token",
-    "/etc/extensions/k3s.raw",
-    "/etc/systemd/system/multi-user.target.wants/k3s.service",
-    "/var/lib/rancher/k3s/server/manifests/united-manufacturing-hub.yaml",
-}
-_RESERVED_PREFIXES = (
-    "/var/lib/umhctl/",
-    "/etc/systemd/network/",
-    "/var/lib/rancher/k3s/server/manifests/umhctl-",
-    "/opt/extensions/",
-)
-
-
-def _reserved(path: str, user: str) -> str | None:
-    if path.count("/") < 2:
-        return "is a top-level directory, not a file"
-    if path.startswith("/usr/"):
-        return "is under /usr, which is read-only on Flatcar"
-    if (
-        path in _RESERVED
-        or path.startswith(_RESERVED_PREFIXES)
-        or path == f"/home/{user}/.ssh/authorized_keys.d/ignition"
-    ):
-        return "is written by umhctl itself"
-    return None
+def _nested(a: str, b: str) -> bool:
+    """One of two paths is a directory the other lies in."""
+    return a.startswith(b + "/") or b.startswith(a + "/")
 
 
 def _check_extra_files(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None:
@@ -729,14 +700,26 @@ def _check_extra_files(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> 
     claimed: dict[tuple[str, str], int] = {}
     for i, extra in enumerate(bp.files):
         where: Loc = ("files", i, "path")
-        problem = _reserved(extra.path, bp.access.user)
+        problem = devicepaths.refusal(extra.path, bp.access.user)
         if problem:
-            report.error(where, f"'{extra.path}' {problem}", "pick another path for this file")
+            report.error(where, f"'{extra.path}' {problem}", devicepaths.hint(bp.access.user))
             continue
         for device in extra.devices if extra.devices is not None else names:
             first = claimed.setdefault((device, extra.path), i)
             if first != i:
                 report.error(where, f"'{extra.path}' is already written to '{device}' by files[{first}]")
+                break
+            nested = next(
+                (j for (d, p), j in claimed.items() if d == device and j != i and _nested(p, extra.path)), None
+            )
+            if nested is not None:
+                other = bp.files[nested].path
+                report.error(
+                    where,
+                    f"'{extra.path}' and files[{nested}] ('{other}') cannot both be written to '{device}': "
+                    f"'{min(other, extra.path, key=len)}' would have to be a file and a directory",
+                    "a path cannot hold a file and, below it, other files: pick another path for one of them",
+                )
                 break
     if not bp.files:
         return
