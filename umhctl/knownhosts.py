@@ -19,7 +19,7 @@ def host_pattern(address: str, port: int) -> str:
 
 def site_known_hosts(loaded: LoadedBlueprint) -> Path:
     """The site's known_hosts (committed next to the blueprint), confined to the blueprint's repository."""
-    from umhctl.blueprint.checks import RepoFiles
+    from umhctl.blueprint.repofiles import RepoFiles
 
     relative = loaded.blueprint.access.known_hosts_file
     path = RepoFiles(loaded.path.resolve().parent).resolve(relative)
