@@ -132,3 +132,29 @@ def test_desired_state_refuses_a_file_that_is_another_files_directory() -> None:
     state = DesiredState("hub-01", files=[File("/etc/a", b"1"), File("/etc/a-b", b"2"), File("/etc/a/b", b"3")])
     with pytest.raises(UmhctlError, match="'/etc/a' is a file, but '/etc/a/b' needs it to be a directory"):
         state.sorted()
+
+
+@pytest.mark.parametrize(
+    ("disk", "ok"),
+    [
+        ("/dev/sda", True),
+        ("/dev/nvme0n1", True),
+        ("/dev/disk/by-id/ata-SAMSUNG_MZ7LH480HAHQ-00005_S45PNA0M", True),
+        ("/dev/disk/by-path/pci-0000:00:1f.2-ata-1", True),
+        ("/dev/../../etc/shadow", False),
+        ("/dev/./sda", False),
+        ("/dev//sda", False),
+        ("/dev/sda/", False),
+        ("/dev", False),
+        ("/etc/shadow", False),
+    ],
+)
+def test_install_disk_is_a_normalized_path_under_dev(demo_text: str, disk: str, ok: bool) -> None:
+    old = "    address: 192.0.2.21\n    installDisk: /dev/sda\n"
+    text = demo_text.replace(old, f"    address: 192.0.2.21\n    installDisk: {disk}\n")
+    assert old in demo_text
+    _, _, diags = validate_text(text, "bp.yaml", base_dir=BLUEPRINTS)
+    errors = [d.message for d in diags if d.severity == "error"]
+    assert (errors == []) is ok, errors
+    if not ok:
+        assert "normalized disk device path under /dev" in errors[0]

@@ -210,7 +210,9 @@ def test_runaway_template_ends_in_a_clean_error(repo: Path, body: str) -> None:
     (error,) = _errors(path)
     assert time.monotonic() - started < 15, "the budget ends a runaway template in seconds"
     assert error.startswith(f"{_line_of(path, 'files/self.j2')}:15 files/self.j2: ")
-    assert any(w in error for w in ("loop iterations and calls", "characters", "bits", "limit is", "itself without end")), error
+    assert any(
+        w in error for w in ("loop iterations and calls", "characters", "bits", "limit is", "itself without end")
+    ), error
 
 
 def test_templates_within_the_budget_render(repo: Path) -> None:
