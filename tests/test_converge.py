@@ -258,12 +258,14 @@ def _device_tree(site: Site) -> dict[str, tuple[int, int]]:
 
 
 # Hostile blueprints of issue 16: each one was applied (or hung) before validate refused it.
-HOSTILE = {
-    "ssh directory": ("path: /etc/systemd/journald.conf.d/50-retention.conf", "path: /etc/ssh"),
-    "umhctl state": ("path: /etc/systemd/journald.conf.d/50-retention.conf", "path: /var/lib/umhctl"),
-    "include out": ("template: files/journald-retention.conf.j2", "template: files/hostile-include.j2"),
-    "runaway template": ("template: files/journald-retention.conf.j2", "template: files/hostile-loop.j2"),
-    "dashboard fifo": ("file: dashboards/line-overview.json", "file: dashboards/hostile.json"),
+SITE_FILE = "\nfiles:\n  - path: {path}\n    template: {template}\n    vars: {{max_use: 1M, max_retention: 1day}}\n"
+JOURNALD = "files/journald-retention.conf.j2"
+HOSTILE = {  # name: (what the blueprint gets, the text on the line the error must point at)
+    "ssh directory": (SITE_FILE.format(path="/etc/ssh", template=JOURNALD), "path: /etc/ssh"),
+    "umhctl state": (SITE_FILE.format(path="/var/lib/umhctl", template=JOURNALD), "path: /var/lib/umhctl"),
+    "include out": (SITE_FILE.format(path="/etc/app.conf", template="files/hostile-include.j2"), "hostile-include"),
+    "runaway template": (SITE_FILE.format(path="/etc/app.conf", template="files/hostile-loop.j2"), "hostile-loop"),
+    "dashboard fifo": ("", "file: dashboards/hostile.json"),
 }
 
 
@@ -276,15 +278,19 @@ def test_hostile_blueprints_are_refused_before_any_device_is_touched(site: Site)
     )
     os.mkfifo(site.repo / "dashboards" / "hostile.json")
     original = site.blueprint.read_text()
+    # earlier tests may have removed the site files: each case brings its own ('files' is the last section)
+    base = original[: original.index("\nfiles:\n")] + "\n" if "\nfiles:\n" in original else original
     before = _device_tree(site)
     try:
-        for name, (old, new) in HOSTILE.items():
-            site.blueprint.write_text(original.replace(old, new))
+        for name, (extra, needle) in HOSTILE.items():
+            text = base + extra if extra else base.replace("file: dashboards/line-overview.json", needle)
+            assert needle in text
+            site.blueprint.write_text(text)
             code, out = site.apply("--allow-dirty")
             assert code == 1, f"{name}: {out}"
             assert "Traceback" not in out and "internal error" not in out, f"{name}: {out}"
-            line = next(i for i, row in enumerate(site.blueprint.read_text().splitlines(), 1) if new in row)
-            assert f"{site.blueprint.name}:{line}:" in out or f"{site.blueprint}:{line}:" in out, f"{name}: {out}"
+            line = next(i for i, row in enumerate(text.splitlines(), 1) if needle in row)
+            assert f"{site.blueprint}:{line}:" in out, f"{name}: {out}"
         assert _device_tree(site) == before, "nothing reached a device"
     finally:
         site.blueprint.write_text(original)
