@@ -198,6 +198,9 @@ RUNAWAY = {
     "power": "{{ 7 ** (10 ** 10) }}",  # jinja reads a ** b ** c as (a ** b) ** c
     "wide filter": "{{ 'x'|center(10**10) }}",
     "wide method": "{{ 'x'.ljust(10**10) }}",
+    "printf width": "{{ '%0999999999d'|format(1) }}",
+    "percent width": "{{ '%0999999999d' % 1 }}",
+    "format width": "{{ '{:>999999999}'.format(1) }}",
     "self include": '{% include "self.j2" %}{% include "self.j2" %}',
 }
 
@@ -211,12 +214,16 @@ def test_runaway_template_ends_in_a_clean_error(repo: Path, body: str) -> None:
     assert time.monotonic() - started < 15, "the budget ends a runaway template in seconds"
     assert error.startswith(f"{_line_of(path, 'files/self.j2')}:15 files/self.j2: ")
     assert any(
-        w in error for w in ("loop iterations and calls", "characters", "bits", "limit is", "itself without end")
+        w in error
+        for w in ("loop iterations and calls", "characters", "bits", "limit is", "itself without end", "wide")
     ), error
 
 
 def test_templates_within_the_budget_render(repo: Path) -> None:
-    body = "{% for i in range(20000) %}{{ '%05d'|format(i) }} {{ 'x' * 20 }}\n{% endfor %}"
+    body = (
+        "{% for i in range(10000) %}{{ '%05d'|format(i) }} {{ 'x' * 20 }} {{ '{:>8}|{:.2f}'.format(i, 1.5) }} "
+        "{{ '%-6s 12345678901' % i }}\n{% endfor %}"
+    )
     (repo / "files" / "big.j2").write_text(body)
     assert _errors(_blueprint(repo, TEMPLATE, "template: files/big.j2")) == []
 

@@ -4,8 +4,8 @@ validate renders every site template for every device, so a runaway template (ne
 string doubled in a loop) must end in a clean error, the same on every machine. The budget is counted, not timed:
 - steps: every loop iteration, call (functions, methods, macros) and template load (include, import, extends);
 - size: every value a `+`, `*`, `~`, filter or call builds, and the rendered output, at most MAX_OUTPUT;
-  `*` and `**` are checked before they compute, and integer arguments beyond MAX_OUTPUT are refused (no
-  `center(10**9)`), so no single operation allocates far beyond the budget either;
+  `*`, `**` and format widths (`'%09d'`, `'{:>9}'`) are checked before they compute, and integer arguments beyond
+  MAX_OUTPUT are refused (no `center(10**9)`), so no single operation allocates far beyond the budget either;
 - a wall-clock deadline as a last resort for what counting cannot see (measured: a template that uses its whole
   step budget renders in about a second here, far below it).
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -73,6 +74,19 @@ def _check_arguments(args: Iterable[Any]) -> None:
             raise OverBudget(f"the template passes {arg:,} to a filter or function; the limit is {MAX_OUTPUT:,}")
 
 
+# Widths and precisions of printf-style ("%09d") and str.format ("{:>9}") fields: checked before formatting, so
+# that "%0999999999d" is refused before it allocates a gigabyte.
+_WIDTHS = re.compile(r"%[#0\- +]*(\d*)(?:\.(\d+))?|\{[^{}]*?:[^{}\d]*(\d*)(?:\.(\d+))?")
+
+
+def _check_format(text: Any) -> None:
+    if isinstance(text, str):
+        for match in _WIDTHS.finditer(text):
+            widths = [int(g) for g in match.groups() if g]
+            if widths and max(widths) > MAX_OUTPUT:
+                raise OverBudget(f"the template formats a field {max(widths):,} characters wide")
+
+
 def _counted(iterable: Any) -> Iterator[Any]:
     for item in iterable:
         _step()
@@ -85,6 +99,8 @@ def _bounded_filter(function: Callable[..., Any]) -> Callable[..., Any]:
     def bounded(*args: Any, **kwargs: Any) -> Any:
         _step()
         _check_arguments([*args[1:], *kwargs.values()])
+        if function.__name__ == "do_format" and args:
+            _check_format(args[0])
         return _sized(function(*args, **kwargs))
 
     return bounded
@@ -100,7 +116,7 @@ class _Generator(CodeGenerator):
 
 class BoundedEnvironment(SandboxedEnvironment):
     code_generator_class = _Generator
-    intercepted_binops = frozenset({"+", "*", "**"})
+    intercepted_binops = frozenset({"+", "*", "**", "%"})
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -131,6 +147,8 @@ class BoundedEnvironment(SandboxedEnvironment):
                 _sized_bits(left.bit_length() + right.bit_length())
         if operator_ == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
             _sized_bits(right * left.bit_length())
+        if operator_ == "%":
+            _check_format(left)
         joined = operator_ == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple))
         if joined and len(left) + len(right) > MAX_OUTPUT:
             raise _too_large(len(left) + len(right))
@@ -140,6 +158,12 @@ class BoundedEnvironment(SandboxedEnvironment):
         _step()
         _check_arguments([*args, *kwargs.values()])
         return _sized(super().call(__context, __obj, *args, **kwargs))
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:  # "...".format / format_map: the sandbox wraps them when they are looked up
+            _check_format(value.__self__)
+        return wrapped
 
     def get_template(self, *args: Any, **kwargs: Any) -> Any:
         _step()  # include, import and extends load a template at render time
