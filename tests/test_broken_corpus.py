@@ -16,8 +16,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import signal
+import stat
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,3 +148,82 @@ def test_json_report_of_a_broken_blueprint() -> None:
         and expected.fragment in f"{d['message']}\n{d.get('hint') or ''}"
     ]
     assert matching, report["diagnostics"]
+
+
+# Cases git cannot hold (a FIFO, a device file) or should not (28 MB): built in a scratch copy of the corpus, each
+# from a valid blueprint with one change. Before these checks, the FIFOs made validate block for ever.
+def _valid_base() -> str:
+    text = case_named("file-path-dotdot").read_text().split("\n", 2)[2]  # without its expect and comment lines
+    return text.replace("  - path: /etc/../root/x\n", "  - path: /etc/chrony.conf\n")
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _device(path: Path) -> None:
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o644, os.makedev(1, 5))  # /dev/zero's numbers: a read never ends
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+
+
+def _include_fifo(corpus: Path) -> None:
+    _fifo(corpus / "files" / "fifo.j2")
+    (corpus / "files" / "pull.j2").write_text('{% include "fifo.j2" %}\n')
+
+
+GENERATED = {
+    # name: (what to create, old, new, the line holding the problem, column, fragment)
+    "dashboard-fifo": (
+        lambda d: _fifo(d / "dashboards" / "fifo.json"),
+        "file: dashboards/line-overview.json", "file: dashboards/fifo.json", "dashboards/fifo.json", 11,
+        "dashboard file 'dashboards/fifo.json' is a FIFO (named pipe), not a regular file",
+    ),
+    "dashboard-device-file": (
+        lambda d: _device(d / "dashboards" / "zero.json"),
+        "file: dashboards/line-overview.json", "file: dashboards/zero.json", "dashboards/zero.json", 11,
+        "is a character device, not a regular file",
+    ),
+    "template-fifo": (
+        lambda d: _fifo(d / "files" / "fifo.j2"),
+        "template: files/chrony.conf.j2", "template: files/fifo.j2", "files/fifo.j2", 15,
+        "template 'files/fifo.j2' is a FIFO (named pipe), not a regular file",
+    ),
+    "include-fifo": (
+        _include_fifo,
+        "template: files/chrony.conf.j2", "template: files/pull.j2", "files/pull.j2", 15,
+        "line 1: 'fifo.j2' is a FIFO (named pipe), not a regular file",
+    ),
+    "blueprint-28-mb": (
+        lambda d: None, "description: Demo plant", "description: Demo plant\n# " + "x" * (28 * 1024 * 1024), "", 1,
+        "document too large: 28.0 MB, the limit is 1.0 MB",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_generated_hostile_case_is_reported(name: str, tmp_path: Path) -> None:
+    create, old, new, needle, column, fragment = GENERATED[name]
+    corpus = tmp_path / "broken"
+    shutil.copytree(CORPUS, corpus, symlinks=True, ignore=shutil.ignore_patterns("*.yaml", "*.expect"))
+    create(corpus)
+    text = _valid_base().replace(old, new)
+    case = corpus / f"900-{name}.yaml"
+    case.write_text(text)
+    line = next((i for i, row in enumerate(text.split("\n"), 1) if needle and needle in row), 1)
+
+    def hung(signum: int, frame: object) -> None:
+        raise TimeoutError(f"validate of {name} hung")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(30)
+    try:
+        started = time.monotonic()
+        result = runner.invoke(app, ["validate", "-f", str(case)])
+        assert time.monotonic() - started < 20
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert_reported(result.output, result.exit_code, str(case), Expectation(line, column, fragment))

@@ -225,6 +225,81 @@ def test_host_key_mismatch_is_refused_with_both_fingerprints(site: Site) -> None
         known_hosts.write_text(original)
 
 
+def test_revoked_host_key_is_refused(site: Site) -> None:
+    """An @revoked line (sshd(8)) is honoured: the device that presents that key is refused, the others are not;
+    paramiko alone read the marker as a host name and failed with "internal error" on every device."""
+    known_hosts = site.sim.known_hosts
+    original = known_hosts.read_text()
+    address = site.sim.endpoint("edge-01")[0]
+    key = next(line.split(" ", 1)[1] for line in original.splitlines() if line.startswith(address + " "))
+    known_hosts.write_text(original + f"@revoked * {key}\n@cert-authority *.plant.example {key}\n")
+    try:
+        code, plan = site.plan()
+        assert code == 1
+        errors = {d["device"]: d.get("error") for d in plan["devices"]}
+        assert "is revoked" in errors["edge-01"] and "SHA256:" in errors["edge-01"]
+        assert errors["hub-01"] is None and errors["edge-02"] is None
+    finally:
+        known_hosts.write_text(original)
+
+
+def _device_tree(site: Site) -> dict[str, tuple[int, int]]:
+    """Every file and directory of every simulated device (outside /proc-like mounts), with its size and mtime."""
+    tree = {}
+    for device in ("hub-01", "edge-01", "edge-02"):
+        root = site.sim.root(device)
+        for top in ("etc", "opt", "var", "home"):
+            for path in (root / top).rglob("*"):
+                if "/var/log/" in str(path) or path.is_symlink():
+                    continue
+                info = path.lstat()
+                tree[f"{device}:{path.relative_to(root)}"] = (info.st_size, info.st_mtime_ns)
+    return tree
+
+
+# Hostile blueprints of issue 16: each one was applied (or hung) before validate refused it.
+SITE_FILE = "\nfiles:\n  - path: {path}\n    template: {template}\n    vars: {{max_use: 1M, max_retention: 1day}}\n"
+JOURNALD = "files/journald-retention.conf.j2"
+HOSTILE = {  # name: (what the blueprint gets, the text on the line the error must point at)
+    "ssh directory": (SITE_FILE.format(path="/etc/ssh", template=JOURNALD), "path: /etc/ssh"),
+    "umhctl state": (SITE_FILE.format(path="/var/lib/umhctl", template=JOURNALD), "path: /var/lib/umhctl"),
+    "include out": (SITE_FILE.format(path="/etc/app.conf", template="files/hostile-include.j2"), "hostile-include"),
+    "runaway template": (SITE_FILE.format(path="/etc/app.conf", template="files/hostile-loop.j2"), "hostile-loop"),
+    "dashboard fifo": ("", "file: dashboards/hostile.json"),
+}
+
+
+def test_hostile_blueprints_are_refused_before_any_device_is_touched(site: Site) -> None:
+    files = site.repo / "files"
+    (files / "hostile-link.j2").symlink_to("/etc/passwd")
+    (files / "hostile-include.j2").write_text('{% include "hostile-link.j2" %}\n')
+    (files / "hostile-loop.j2").write_text(
+        "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+    )
+    os.mkfifo(site.repo / "dashboards" / "hostile.json")
+    original = site.blueprint.read_text()
+    # earlier tests may have removed the site files: each case brings its own ('files' is the last section)
+    base = original[: original.index("\nfiles:\n")] + "\n" if "\nfiles:\n" in original else original
+    before = _device_tree(site)
+    try:
+        for name, (extra, needle) in HOSTILE.items():
+            text = base + extra if extra else base.replace("file: dashboards/line-overview.json", needle)
+            assert needle in text
+            site.blueprint.write_text(text)
+            code, out = site.apply("--allow-dirty")
+            assert code == 1, f"{name}: {out}"
+            assert "Traceback" not in out and "internal error" not in out, f"{name}: {out}"
+            line = next(i for i, row in enumerate(text.splitlines(), 1) if needle in row)
+            assert f"{site.blueprint}:{line}:" in out, f"{name}: {out}"
+        assert _device_tree(site) == before, "nothing reached a device"
+    finally:
+        site.blueprint.write_text(original)
+        for leftover in ("files/hostile-link.j2", "files/hostile-include.j2", "files/hostile-loop.j2",
+                         "dashboards/hostile.json"):  # fmt: skip
+            (site.repo / leftover).unlink()
+    assert site.plan("--detailed-exitcode")[0] == 0
+
+
 def test_removed_dashboard_deletes_its_file(site: Site) -> None:
     text = site.blueprint.read_text()
     start = text.index("\ndashboards:\n")

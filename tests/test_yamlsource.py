@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from umhctl.blueprint.yamlsource import parse_yaml
+import pytest
+
+from umhctl.blueprint.yamlsource import MAX_DEPTH, parse_yaml
 
 
 def test_positions_of_keys_and_values() -> None:
@@ -46,7 +48,23 @@ def test_alias_bomb_ends_cleanly() -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 8)]
     doc = parse_yaml("\n".join(lines) + "\n", "f.yaml")
-    assert doc.data is None and "too large" in doc.diagnostics[0].message
+    # The file is small: "too large" would send the reader looking for the wrong cause.
+    assert doc.data is None and "more than 200,000 values" in doc.diagnostics[0].message
+    assert "too large" not in doc.diagnostics[0].message
+
+
+def test_nul_byte_is_reported_at_its_line_and_column() -> None:
+    doc = parse_yaml("a: 1\nb: x\x00y\n", "f.yaml")
+    (d,) = doc.diagnostics
+    assert (d.line, d.column) == (2, 5) and "U+0000" in d.message
+
+
+@pytest.mark.parametrize("levels", [150, 5000])  # built level by level / too deep even to compose (RecursionError)
+def test_deep_nesting_is_reported_where_it_goes_too_deep(levels: int) -> None:
+    doc = parse_yaml("a:\n  b: " + "[" * levels + "]" * levels + "\n", "f.yaml")
+    (d,) = doc.diagnostics
+    # the root is level 1, 'b' level 2: the 99th '[' is level 101
+    assert (d.line, d.column, d.message) == (2, 6 + 99 - 1, f"nested deeper than {MAX_DEPTH} levels")
 
 
 def test_merge_keys_are_supported() -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from umhctl.blueprint.model import GenerateSpec, SiteBlueprint
+from umhctl.blueprint.repofiles import MAX_SECRET_FILE, RepoFiles
 from umhctl.errors import UmhctlError
 from umhctl.fsutil import write_atomic, xdg_dir
 
@@ -143,11 +144,11 @@ class SecretStore:
                 )
             result = os.environ[ref.env]
         elif ref.file is not None:
-            path = (self.base_dir / ref.file).resolve()
+            raw = RepoFiles(self.base_dir).read(ref.file, f"secret '{name}': file", MAX_SECRET_FILE)
             try:
-                result = path.read_text(encoding="utf-8").rstrip("\n")
-            except OSError as exc:
-                raise UmhctlError(f"secret '{name}': cannot read {path}: {exc.strerror}") from None
+                result = raw.decode("utf-8").rstrip("\n")
+            except UnicodeDecodeError:
+                raise UmhctlError(f"secret '{name}': file '{ref.file}' is not UTF-8 text") from None
         else:
             assert ref.generate is not None
             result = self._generated(f"secret.{name}", ref.generate)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.loaders import split_template_path
+
+from umhctl.blueprint.repofiles import MAX_TEMPLATE, RepoFileProblem, RepoFiles, read_regular, repository_root
+from umhctl.templatebudget import BoundedEnvironment, OverBudget
 
 if TYPE_CHECKING:
     from umhctl.blueprint.model import Device, ExtraFile, SiteBlueprint
@@ -67,12 +70,44 @@ def device_context(bp: SiteBlueprint, device: Device) -> dict[str, Any]:
     }
 
 
+class _RepoLoader(jinja2.BaseLoader):
+    """Templates from one directory; what they include, import or extend is resolved (symlinks included) and must
+    stay inside the blueprint's repository, be a regular file and have a bounded size."""
+
+    def __init__(self, directory: str, root: str) -> None:
+        self.directory = directory
+        self.repo = RepoFiles(Path(directory))
+        self.repo.root = Path(root)
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        pieces = split_template_path(template)  # refuses '..' segments
+        path = self.repo.confined(Path(self.directory, *pieces))
+        if path is None:
+            raise jinja2.TemplateError(f"'{template}' is outside the blueprint's repository (a symlink leads out)")
+        try:
+            raw = read_regular(path, f"'{template}'", MAX_TEMPLATE)
+        except FileNotFoundError:
+            raise jinja2.TemplateNotFound(template) from None
+        except (RepoFileProblem, OSError) as exc:
+            raise jinja2.TemplateError(str(exc)) from None
+        mtime = path.stat().st_mtime
+        return raw.decode("utf-8"), str(path), lambda: _mtime(path) == mtime
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
 @functools.cache
-def _site_environment(directory: str) -> SandboxedEnvironment:
-    # Sandboxed: a blueprint template only fills in values, it has no business reaching into Python.
+def _site_environment(directory: str, root: str) -> BoundedEnvironment:
+    # Sandboxed: a blueprint template only fills in values, it has no business reaching into Python; bounded: it
+    # cannot run for ever or grow without end (umhctl.templatebudget).
     # One environment per directory, so a template used for 30 devices is compiled once.
-    return SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(directory),
+    return BoundedEnvironment(
+        loader=_RepoLoader(directory, root),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -87,9 +122,7 @@ def _undefined(exc: jinja2.UndefinedError, template: Path) -> str:
     """The undefined name as the template wrote it (`vars.servers`, not "'dict object' has no attribute"), with
     its line, and what there is instead."""
     message = exc.message or ""
-    line = next(
-        (tb.tb_lineno for tb in _frames(exc.__traceback__) if tb.tb_frame.f_code.co_filename == str(template)), None
-    )
+    line = _template_line(exc.__traceback__, template)
     where = f"line {line}: " if line else ""
     attribute = _MISSING_ATTRIBUTE.search(message)
     if attribute:
@@ -112,6 +145,12 @@ def _undefined(exc: jinja2.UndefinedError, template: Path) -> str:
     return f"{where}undefined variable: {message}"
 
 
+def _template_line(tb: TracebackType | None, template: Path) -> int | None:
+    """The line of `template` the traceback went through last (jinja maps frames back to template lines)."""
+    lines = [frame.tb_lineno for frame in _frames(tb) if frame.tb_frame.f_code.co_filename == str(template)]
+    return lines[-1] if lines else None
+
+
 def _frames(tb: TracebackType | None) -> Iterator[TracebackType]:
     while tb is not None:
         yield tb
@@ -119,16 +158,22 @@ def _frames(tb: TracebackType | None) -> Iterator[TracebackType]:
 
 
 def render_extra_file(bp: SiteBlueprint, device: Device, extra: ExtraFile, template: Path) -> str:
-    env = _site_environment(str(template.parent))
+    """`template`: resolved, inside the repository (RepoFiles.path)."""
+    env = _site_environment(str(template.parent), str(repository_root(template.parent)))
     try:
-        return env.get_template(template.name).render(**device_context(bp, device), vars=dict(extra.vars))
+        return env.render(template.name, **device_context(bp, device), vars=dict(extra.vars))
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateProblem(f"line {exc.lineno}: {exc.message}") from None
     except jinja2.UndefinedError as exc:
         raise TemplateProblem(_undefined(exc, template)) from None
-    except jinja2.TemplateError as exc:
-        raise TemplateProblem(str(exc)) from None
+    except (OverBudget, jinja2.TemplateError) as exc:  # over budget; an include, import or extends refused; ...
+        line = _template_line(exc.__traceback__, template)
+        raise TemplateProblem(f"{'line ' + str(line) + ': ' if line else ''}{exc}") from None
     except UnicodeDecodeError:
         raise TemplateProblem("the template is not UTF-8 text") from None
+    except RecursionError as exc:
+        line = _template_line(exc.__traceback__, template)
+        where = f"line {line}: " if line else ""
+        raise TemplateProblem(f"{where}a macro or include calls itself without end") from None
     except Exception as exc:  # a template is user code: any error it raises is the template's, not ours
         raise TemplateProblem(f"{type(exc).__name__}: {exc}") from None

@@ -7,15 +7,14 @@ reference that does not resolve), with a hint where one helps.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
-import subprocess
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
 
+from umhctl.blueprint import devicepaths, jsontext
 from umhctl.blueprint.dashboards import SqlTarget, parse_query, sql_targets
 from umhctl.blueprint.datapath import StoredTag, stored_tag_name, stored_tags
 from umhctl.blueprint.model import (
@@ -27,6 +26,14 @@ from umhctl.blueprint.model import (
     Interface,
     Sensor,
     SiteBlueprint,
+)
+from umhctl.blueprint.repofiles import (
+    MAX_DASHBOARD,
+    MAX_KNOWN_HOSTS,
+    MAX_TEMPLATE,
+    RepoFileProblem,
+    RepoFiles,
+    read_regular,
 )
 from umhctl.blueprint.yamlsource import SourceMap
 from umhctl.diagnostics import Diagnostic, Severity, format_path
@@ -85,27 +92,6 @@ def _first(pairs: Iterable[tuple[str, T]]) -> dict[str, T]:
     for name, item in pairs:
         result.setdefault(name, item)
     return result
-
-
-class RepoFiles:
-    """Files the blueprint points at: they must stay inside the blueprint's repository."""
-
-    def __init__(self, base_dir: Path) -> None:
-        self.base_dir = base_dir
-        self.root = next((p for p in (base_dir, *base_dir.parents) if (p / ".git").exists()), base_dir)
-
-    def resolve(self, relative: str) -> Path | None:
-        """The absolute path, or None when it escapes the repository."""
-        if relative.startswith("/"):
-            return None
-        path = (self.base_dir / relative).resolve()
-        return path if path.is_relative_to(self.root.resolve()) else None
-
-    def git(self, *args: str) -> subprocess.CompletedProcess[str] | None:
-        try:
-            return subprocess.run(["git", "-C", str(self.root), *args], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
 
 
 def check_blueprint(
@@ -172,8 +158,20 @@ def _check_secrets(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None
         if ref.file is None:
             continue
         at: Loc = ("secrets", name, "file")
-        target = (files.base_dir / ref.file).resolve()
-        if not target.is_relative_to(files.root.resolve()) or not (files.root / ".git").exists():
+        target = files.resolve(ref.file)
+        if target is None:
+            # A secret file outside the repository would let a blueprint ship any file of the operator's machine
+            # (an SSH key, a cloud credential) to the devices as a "secret".
+            report.error(
+                at,
+                f"secret file '{ref.file}' is outside the blueprint's repository",
+                "keep secret files in the repository directory and git-ignore them, or use {env: NAME}",
+            )
+            continue
+        if target.exists() and not target.is_file():
+            report.error(at, f"secret file '{ref.file}' is not a regular file")
+            continue
+        if not (files.root / ".git").exists():
             continue
         tracked = files.git("ls-files", "--error-unmatch", "--", str(target))
         if tracked is not None and tracked.returncode == 0:
@@ -203,12 +201,21 @@ def _all_static(device: Device) -> bool:
 def _check_access(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None:
     # umhctl rewrites known_hosts (render --update-known-hosts, reset --rotate-host-key) and commits it: it must
     # be a file of the site repository, like dashboards and templates.
-    if files.resolve(bp.access.known_hosts_file) is None:
+    at: Loc = ("access", "knownHostsFile")
+    path = files.resolve(bp.access.known_hosts_file)
+    if path is None:
         report.error(
-            ("access", "knownHostsFile"),
+            at,
             f"'{bp.access.known_hosts_file}' is outside the blueprint's repository",
             "keep known_hosts in the site repository, next to the blueprint (the default: known_hosts)",
         )
+    elif path.exists():  # render --update-known-hosts creates it
+        try:
+            read_regular(path, f"known_hosts file '{bp.access.known_hosts_file}'", MAX_KNOWN_HOSTS)
+        except RepoFileProblem as problem:
+            report.error(at, str(problem), problem.hint)
+        except OSError as exc:
+            report.error(at, f"cannot read '{bp.access.known_hosts_file}': {exc.strerror}")
 
 
 def _check_tailscale(bp: SiteBlueprint, report: _Report) -> None:
@@ -614,24 +621,20 @@ def _check_dashboards(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> N
 
 def _check_json_file(relative: str, path: Loc, report: _Report, files: RepoFiles) -> tuple[Any, str] | None:
     """The dashboard's JSON and its text, or None (reported) when it cannot be read as a dashboard."""
-    target = files.resolve(relative)
-    if target is None:
-        report.error(
-            path, f"'{relative}' is outside the blueprint's repository", "keep dashboards inside the repository"
-        )
+    try:
+        raw = files.read(relative, "dashboard file", MAX_DASHBOARD)
+    except RepoFileProblem as problem:
+        report.error(path, str(problem), problem.hint)
         return None
     try:
-        text = target.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        report.error(path, f"dashboard file '{relative}' does not exist")
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         report.error(path, f"cannot read dashboard file '{relative}': {exc}")
         return None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        report.error(path, f"'{relative}' is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+        data = jsontext.loads(text)
+    except jsontext.JsonProblem as exc:
+        report.error(path, f"'{relative}' is not valid JSON: {exc.message} (line {exc.line}, column {exc.column})")
         return None
     if not isinstance(data, dict):
         report.error(path, f"'{relative}' must hold a Grafana dashboard object, not a JSON {type(data).__name__}")
@@ -736,45 +739,9 @@ def _check_dashboard_queries(
                 )
 
 
-# Paths umhctl renders itself (umhctl/render): a site file must not take them over.
-_RESERVED = {
-    "/etc/hostname",
-    "/etc/localtime",
-    "/etc/flatcar/update.conf",
-    "/etc/ssh/ssh_host_ed25519_key",
-    "/etc/ssh/ssh_host_ed25519_key.pub",
-    "/etc/rancher/k3s/config.yaml",
-    "/etc/rancher/k3s/token",
-    "/etc/extensions/k3s.raw",
-    "/etc/systemd/system/multi-user.target.wants/k3s.service",
-    "/var/lib/rancher/k3s/server/manifests/united-manufacturing-hub.yaml",
-}
-_RESERVED_PREFIXES = (
-    "/var/lib/umhctl/",
-    "/etc/systemd/network/",
-    "/var/lib/rancher/k3s/server/manifests/umhctl-",
-    "/opt/extensions/",
-)
-
-
-def _reserved_paths() -> set[str]:
-    from umhctl.render.tailscale import RESERVED as TAILSCALE
-
-    return _RESERVED | set(TAILSCALE)
-
-
-def _reserved(path: str, user: str) -> str | None:
-    if path.count("/") < 2:
-        return "is a top-level directory, not a file"
-    if path.startswith("/usr/"):
-        return "is under /usr, which is read-only on Flatcar"
-    if (
-        path in _reserved_paths()
-        or path.startswith(_RESERVED_PREFIXES)
-        or path == f"/home/{user}/.ssh/authorized_keys.d/ignition"
-    ):
-        return "is written by umhctl itself"
-    return None
+def _nested(a: str, b: str) -> bool:
+    """One of two paths is a directory the other lies in."""
+    return a.startswith(b + "/") or b.startswith(a + "/")
 
 
 def _check_extra_files(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> None:
@@ -782,14 +749,26 @@ def _check_extra_files(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> 
     claimed: dict[tuple[str, str], int] = {}
     for i, extra in enumerate(bp.files):
         where: Loc = ("files", i, "path")
-        problem = _reserved(extra.path, bp.access.user)
+        problem = devicepaths.refusal(extra.path, bp.access.user)
         if problem:
-            report.error(where, f"'{extra.path}' {problem}", "pick another path for this file")
+            report.error(where, f"'{extra.path}' {problem}", devicepaths.hint(bp.access.user))
             continue
         for device in extra.devices if extra.devices is not None else names:
             first = claimed.setdefault((device, extra.path), i)
             if first != i:
                 report.error(where, f"'{extra.path}' is already written to '{device}' by files[{first}]")
+                break
+            nested = next(
+                (j for (d, p), j in claimed.items() if d == device and j != i and _nested(p, extra.path)), None
+            )
+            if nested is not None:
+                other = bp.files[nested].path
+                report.error(
+                    where,
+                    f"'{extra.path}' and files[{nested}] ('{other}') cannot both be written to '{device}': "
+                    f"'{min(other, extra.path, key=len)}' would have to be a file and a directory",
+                    "a path cannot hold a file and, below it, other files: pick another path for one of them",
+                )
                 break
     if not bp.files:
         return
@@ -802,13 +781,12 @@ def _check_extra_files(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> 
         valid = [
             n for j, n in enumerate(extra.devices or []) if report.reference(at + ("devices", j), "device", n, names)
         ]
-        template = files.resolve(extra.template)
-        if template is None:
-            report.error(at + ("template",), f"'{extra.template}' is outside the blueprint's repository")
+        try:
+            files.read(extra.template, "template", MAX_TEMPLATE)
+        except RepoFileProblem as problem:
+            report.error(at + ("template",), str(problem), problem.hint)
             continue
-        if not template.is_file():
-            report.error(at + ("template",), f"template '{extra.template}' does not exist")
-            continue
+        template = files.path(extra.template, "template")
         for name in valid if extra.devices is not None else targets:
             try:
                 render_extra_file(bp, bp.device(name), extra, template)

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from umhctl.blueprint.model import API_VERSION, KIND, SiteBlueprint
+from umhctl.blueprint.repofiles import MAX_BLUEPRINT, RepoFileProblem, TooLarge, read_regular, sizes
 from umhctl.blueprint.yamlsource import Document, SourceMap, parse_yaml
 from umhctl.diagnostics import Diagnostic, has_errors, sort_key
 from umhctl.errors import BlueprintInvalid, BlueprintMissing, UmhctlError
@@ -36,16 +37,24 @@ def validate_file(path: Path) -> tuple[SiteBlueprint | None, SourceMap | None, l
     """Check a blueprint file and return the model (if valid), its source map and every diagnostic."""
     display = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # A FIFO or device file given as the blueprint must not block validate, nor a huge file stall it.
+        data = read_regular(path, display, MAX_BLUEPRINT)
     except FileNotFoundError:
         raise BlueprintMissing(display, nearby_blueprints()) from None
-    except IsADirectoryError:
-        raise UmhctlError(f"{display}: is a directory, not a blueprint file") from None
-    except UnicodeDecodeError as exc:
-        return None, None, [_not_utf8(display, path.read_bytes(), exc)]
+    except TooLarge as exc:
+        return None, None, [Diagnostic(display, 1, 1, f"document too large: {exc.sizes}", hint=_TOO_LARGE_HINT)]
+    except RepoFileProblem as exc:
+        raise UmhctlError(f"{exc}: a blueprint is a YAML file", location=display) from None
     except OSError as exc:
         raise UmhctlError(f"{display}: cannot read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, None, [_not_utf8(display, data, exc)]
     return validate_text(text, display, base_dir=path.resolve().parent)
+
+
+_TOO_LARGE_HINT = "a blueprint describes one site; split a very large site into several blueprints"
 
 
 def nearby_blueprints(limit: int = 5) -> list[str]:
@@ -81,6 +90,10 @@ def _not_utf8(display: str, data: bytes, exc: UnicodeDecodeError) -> Diagnostic:
 def validate_text(
     text: str, display: str, *, base_dir: Path
 ) -> tuple[SiteBlueprint | None, SourceMap | None, list[Diagnostic]]:
+    if len(text) > MAX_BLUEPRINT:  # characters: at least as many bytes
+        size = len(text.encode("utf-8"))
+        problem = f"document too large: {sizes(size, MAX_BLUEPRINT)}"
+        return None, None, [Diagnostic(display, 1, 1, problem, hint=_TOO_LARGE_HINT)]
     doc = parse_yaml(text, display)
     diagnostics = list(doc.diagnostics)
     if has_errors(diagnostics):

@@ -131,7 +131,16 @@ KeepPattern = Annotated[
     str,
     Format(r"/[^\x00-\x20\x7f]*", "an absolute path or an egrep regex for absolute paths", "/var/log"),
 ]
-DiskPath = Annotated[str, Format(r"/dev/[A-Za-z0-9/_.:-]+", "a disk device path", "/dev/sda", max_length=255)]
+# flatcar-install -d writes the whole device: only a normalized path under /dev (no '.', '..' or empty segments).
+DiskPath = Annotated[
+    str,
+    Format(
+        r"/dev(/(?!\.\.?(/|$))[A-Za-z0-9_.:-]+)+",
+        "a normalized disk device path under /dev (no '..')",
+        "/dev/sda or /dev/disk/by-id/ata-SAMSUNG_MZ7LH480",
+        max_length=255,
+    ),
+]
 Quantity = Annotated[str, Format(r"[1-9][0-9]*(Mi|Gi|Ti)", "a storage size in Mi, Gi or Ti", "20Gi", max_length=16)]
 Duration = Annotated[str, Format(r"[1-9][0-9]*(h|d)", "a duration in hours or days", "168h or 30d", max_length=16)]
 FileMode = Annotated[str, Format(r"0?[0-7]{3}", "an octal file mode", '"0644"', max_length=4)]

@@ -11,7 +11,9 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import MappingEndEvent, MappingStartEvent, SequenceEndEvent, SequenceStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
 
 from umhctl.diagnostics import Diagnostic, format_path
 
@@ -20,6 +22,8 @@ Pos = tuple[int, int]  # 1-based line, column
 
 _CORE = "tag:yaml.org,2002:"
 _MAX_NODES = 200_000  # an alias bomb must end in a clean error, not eat the machine
+# Blueprints nest about 10 levels (vars may add some); composing and building recurse once per level.
+MAX_DEPTH = 100
 
 
 @dataclass
@@ -97,6 +101,8 @@ class _Builder:
         self.count += 1
         if self.count > _MAX_NODES:
             raise _TooLarge(node)
+        if len(path) >= MAX_DEPTH:  # the root is level 1
+            raise _TooDeep(node)
         self.source.values.setdefault(path, _pos(node))
         if id(node) in self.active:
             self.error(node, "recursive alias: a value cannot contain itself", path=path)
@@ -197,6 +203,42 @@ def _encodable(text: str) -> bool:
 class _TooLarge(Exception):
     def __init__(self, node: Node) -> None:
         self.node = node
+
+
+class _TooDeep(_TooLarge):
+    pass
+
+
+def _too_deep(file: str, line: int, column: int) -> Diagnostic:
+    return Diagnostic(file, line, column, f"nested deeper than {MAX_DEPTH} levels", hint="a blueprint nests ~10 levels")
+
+
+def _deep_position(yaml: YAML, text: str) -> tuple[int, int]:
+    """Where the nesting first goes deeper than MAX_DEPTH: composing recursed too deep to say it, the parser's event
+    stream (not recursive) can."""
+    depth = 0
+    try:
+        for event in yaml.parse(text):
+            if isinstance(event, (MappingStartEvent, SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return event.start_mark.line + 1, event.start_mark.column + 1
+            elif isinstance(event, (MappingEndEvent, SequenceEndEvent)):
+                depth -= 1
+    except YAMLError:
+        pass
+    return 1, 1
+
+
+def _reader_error(file: str, exc: ReaderError, text: str) -> Diagnostic:
+    """A character YAML does not allow (NUL, most control characters), at its line and column."""
+    at = min(max(exc.position, 0), len(text))
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+    return Diagnostic(
+        file, line, column, f"character U+{code:04X} is not allowed in YAML", hint="remove it (a NUL or control byte)"
+    )
 
 
 # The parser's own words for what it expected, and what a person would call it.
@@ -330,7 +372,11 @@ def parse_yaml(text: str, file: str) -> Document:
         root = yaml.compose(text)
     except MarkedYAMLError as exc:
         return Document(None, source, [_yaml_error(file, exc, text)])
-    except (YAMLError, RecursionError) as exc:
+    except ReaderError as exc:
+        return Document(None, source, [_reader_error(file, exc, text)])
+    except RecursionError:
+        return Document(None, source, [_too_deep(file, *_deep_position(yaml, text))])
+    except YAMLError as exc:
         return Document(None, source, [Diagnostic(file, 1, 1, f"YAML error: {exc}")])
     if root is None:
         return Document(
@@ -350,9 +396,10 @@ def parse_yaml(text: str, file: str) -> Document:
     builder = _Builder(source, yaml)
     try:
         data = builder.build(root, ())
+    except _TooDeep as too_deep:
+        return Document(None, source, [_too_deep(file, *_pos(too_deep.node))])
     except _TooLarge as too_large:
         line, column = _pos(too_large.node)
-        return Document(None, source, [Diagnostic(file, line, column, "document too large (alias expansion?)")])
-    except RecursionError:
-        return Document(None, source, [Diagnostic(file, 1, 1, "document nested too deeply")])
+        message = f"the document holds more than {_MAX_NODES:,} values (each use of a YAML alias counts anew)"
+        return Document(None, source, [Diagnostic(file, line, column, message)])
     return Document(data, source, builder.diagnostics)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from umhctl.errors import UmhctlError
+from umhctl.knownhosts import KnownHosts, read_known_hosts
 
 if TYPE_CHECKING:
     import paramiko
@@ -193,10 +194,26 @@ def connect(endpoint: Endpoint, *, timeout: float = CONNECT_TIMEOUT) -> Connecti
             hint=endpoint.hint,
         )
     client = paramiko.SSHClient()
-    client.load_host_keys(str(endpoint.known_hosts))
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    known = read_known_hosts(endpoint.known_hosts)
+    host_keys = client.get_host_keys()
+    for names, key_type, data in known.trusted:
+        try:
+            key = paramiko.PKey.from_type_string(key_type, base64.b64decode(data))
+        except Exception:  # an unknown key type, damaged data: the line matches nothing, as with ssh
+            continue
+        for name in names:
+            host_keys.add(name, key_type, key)
     if endpoint.host_key_alias is not None:
         _alias_host_keys(client, endpoint)
+
+    class Unknown(paramiko.MissingHostKeyPolicy):
+        """A host key not in known_hosts: refused (never trusted on first use), keeping the key to report."""
+
+        def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+            raise _UnknownKey(key)
+
+    client.set_missing_host_key_policy(Unknown())
+    started = time.monotonic()
     try:
         sock = socket.create_connection((resolved, endpoint.port), timeout=timeout) if endpoint.lookup else None
         client.connect(
@@ -213,6 +230,7 @@ def connect(endpoint: Endpoint, *, timeout: float = CONNECT_TIMEOUT) -> Connecti
         )
     except paramiko.BadHostKeyException as exc:
         client.close()
+        _refuse_revoked(endpoint, exc.key, known)
         raise HostKeyMismatch(
             f"{endpoint.device}: host key mismatch at {where}: the device presents {fingerprint(exc.key)}, "
             f"known_hosts expects {fingerprint(exc.expected_key)}. Refusing to connect",
@@ -221,27 +239,35 @@ def connect(endpoint: Endpoint, *, timeout: float = CONNECT_TIMEOUT) -> Connecti
             f"{endpoint.known_hosts}",
             presented=fingerprint(exc.key),
         ) from None
-    except paramiko.SSHException as exc:
+    except _UnknownKey as exc:
         client.close()
-        if "not found in known_hosts" in str(exc):
-            raise UmhctlError(
-                f"{endpoint.device}: {where} is not in {endpoint.known_hosts}; refusing an unknown host key",
-                hint="umhctl never trusts a host key on first use: record the devices' keys with "
-                "`umhctl render --out DIR --update-known-hosts` and commit known_hosts",
-            ) from None
-        if isinstance(exc, paramiko.AuthenticationException):
-            raise UmhctlError(
-                f"{endpoint.device}: SSH login as {endpoint.user} at {where} was refused",
-                hint="check that your key is in the blueprint's access.authorizedKeys (or pass -i KEY)",
-            ) from None
-        raise UmhctlError(f"{endpoint.device}: SSH to {where} failed: {exc}") from None
-    except (OSError, EOFError) as exc:
-        # EOFError: the device closed the connection during the handshake (e.g. it is going down for a reboot).
+        _refuse_revoked(endpoint, exc.key, known)
+        raise UmhctlError(
+            f"{endpoint.device}: {where} is not in {endpoint.known_hosts}; refusing an unknown host key",
+            hint="umhctl never trusts a host key on first use: record the devices' keys with "
+            "`umhctl render --out DIR --update-known-hosts` and commit known_hosts",
+        ) from None
+    except paramiko.AuthenticationException:
         client.close()
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise UmhctlError(
+            f"{endpoint.device}: SSH login as {endpoint.user} at {where} was refused",
+            hint="check that your key is in the blueprint's access.authorizedKeys (or pass -i KEY)",
+        ) from None
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        # A device that is down, rebooting, or hung: paramiko says "EOFError", "No existing session" or "Error
+        # reading SSH protocol banner" depending on when it noticed; the operator needs what happened, in words.
+        client.close()
+        handshake = ("No existing session", "protocol banner", "Error reading SSH")
+        if isinstance(exc, paramiko.SSHException) and not any(words in str(exc) for words in handshake):
+            raise UmhctlError(f"{endpoint.device}: SSH to {where} failed: {exc}") from None  # e.g. no common cipher
         if isinstance(exc, socket.gaierror) and endpoint.host_key_alias is not None:
-            reason += f" (not enrolled in the tailnet yet, or this machine is not in the tailnet?); {VIA_MANAGEMENT}"
-        raise UmhctlError(f"{endpoint.device}: cannot reach {where}: {reason}", hint=endpoint.hint) from None
+            raise UmhctlError(
+                f"{endpoint.device}: cannot reach {where}: {exc.strerror} (not enrolled in the tailnet yet, or this "
+                f"machine is not in the tailnet?); {VIA_MANAGEMENT}",
+                hint=endpoint.hint,
+            ) from None
+        message = _unreachable(endpoint.device, where, exc, time.monotonic() - started, timeout)
+        raise UmhctlError(message, hint=endpoint.hint) from None
     return Connection(endpoint, client)
 
 
@@ -254,3 +280,32 @@ def _alias_host_keys(client: paramiko.SSHClient, endpoint: Endpoint) -> None:
         del keys[name]
     for key_type, key in (entry or {}).items():
         keys.add(name, key_type, key)
+
+
+def _unreachable(device: str, where: str, exc: BaseException, elapsed: float, timeout: float) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, TimeoutError) and exc.strerror:
+        # refused, no route: said before any handshake (paramiko wraps the socket's errors, one per address)
+        causes = [e for e in getattr(exc, "errors", {}).values() if isinstance(e, OSError) and e.strerror]
+        return f"{device}: cannot reach {where}: {(causes[0] if causes else exc).strerror}"
+    if elapsed >= timeout * 0.9 or isinstance(exc, TimeoutError):
+        return (
+            f"{device}: cannot reach {where}: no SSH answer within the {timeout:.0f} s timeout "
+            "(the device is down, or accepts connections but hangs)"
+        )
+    return f"{device}: cannot reach {where}: the connection was closed during the SSH handshake (rebooting?)"
+
+
+class _UnknownKey(Exception):
+    def __init__(self, key: paramiko.PKey) -> None:
+        self.key = key
+
+
+def _refuse_revoked(endpoint: Endpoint, key: paramiko.PKey, known: KnownHosts) -> None:
+    presented = f"{key.get_name()} {key.get_base64()}"
+    if presented in known.revoked:
+        raise UmhctlError(
+            f"{endpoint.device}: the host key {fingerprint(key)} at {endpoint.address}:{endpoint.port} is revoked "
+            f"(@revoked in {endpoint.known_hosts}). Refusing to connect",
+            hint=f"a revoked key must never be accepted; give the device a new one: "
+            f"`umhctl reset device {endpoint.device} --rotate-host-key`",
+        )

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from umhctl.artifacts import ArtifactSource, lock_path, site_source
-from umhctl.blueprint.checks import RepoFiles
 from umhctl.blueprint.loader import LoadedBlueprint
 from umhctl.blueprint.model import Device, SiteBlueprint
+from umhctl.blueprint.repofiles import RepoFiles
 from umhctl.errors import UmhctlError
 from umhctl.render.converters import render_converters
 from umhctl.render.desired import DesiredState, File

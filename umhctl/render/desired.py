@@ -71,6 +71,21 @@ class DesiredState:
         if duplicates:
             # Two renderers claiming one path is a bug in umhctl or a blueprint 'files' entry colliding with ours.
             raise UmhctlError(f"{self.device}: more than one definition for {', '.join(sorted(duplicates))}")
+        # A path that is also the directory of another would make the device (and a render's rootfs) hold a file
+        # and a directory in one place: validate refuses such blueprints, and render never gets halfway.
+        taken = set(paths)
+        nested = [
+            (parent, path)
+            for path in sorted(taken)
+            for parent in (path[:i] for i in range(1, len(path)) if path[i] == "/")
+            if parent in taken
+        ]
+        if nested:
+            a, b = nested[0]
+            raise UmhctlError(
+                f"{self.device}: '{a}' is a file, but '{b}' needs it to be a directory",
+                hint="one of them is a blueprint 'files' entry: pick another path for it",
+            )
         return DesiredState(
             self.device,
             sorted(self.files, key=lambda f: f.path),

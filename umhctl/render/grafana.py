@@ -11,8 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from umhctl.blueprint.checks import RepoFiles
+from umhctl.blueprint import jsontext
 from umhctl.blueprint.model import Dashboard, Device, SiteBlueprint
+from umhctl.blueprint.repofiles import MAX_DASHBOARD, RepoFiles
+from umhctl.errors import UmhctlError
 from umhctl.render.k8s import UMH_NAMESPACE, config_map, slug
 
 FACTORYINSIGHT_URL = "http://united-manufacturing-hub-factoryinsight-service/"
@@ -143,9 +145,13 @@ def dashboard_values(bp: SiteBlueprint, hub: Device) -> dict[str, Any]:
 
 
 def dashboard_configmap(dashboard: Dashboard, base_dir: Path) -> dict[str, Any]:
-    path = RepoFiles(base_dir).resolve(dashboard.file)
-    assert path is not None  # validate refuses paths outside the repository
+    # validate refuses all of these; read the same way here, so a file changed since is a clean error all the same
+    raw = RepoFiles(base_dir).read(dashboard.file, "dashboard file", MAX_DASHBOARD)
+    try:
+        data = jsontext.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, jsontext.JsonProblem) as exc:
+        raise UmhctlError(f"dashboard file '{dashboard.file}' is not valid JSON: {exc}") from None
     # Re-serialized so the render does not depend on the file's whitespace.
-    text = json.dumps(json.loads(path.read_text(encoding="utf-8")), indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     labels = {"umhctl/dashboard": dashboard.name}
     return config_map(dashboard_configmap_name(dashboard), UMH_NAMESPACE, {f"{dashboard.name}.json": text}, labels)

@@ -31,12 +31,17 @@ def write_render(render: DeviceRender, out: Path, seal: Callable[[str], str] | N
     _write(target / "ignition.json", ignition_json(render.ignition).encode(), mode)
     _write(target / "butane.yaml", render.butane.encode(), mode)
     rootfs = target / "rootfs"
-    for f in render.state.files:
-        _write(_inside(rootfs, f.path), f.content, 0o600 if f.secret else f.mode)
-    for link in render.state.links:
-        path = _inside(rootfs, link.path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(link.target, path)
+    try:
+        for f in render.state.files:
+            _write(_inside(rootfs, f.path), f.content, 0o600 if f.secret else f.mode)
+        for link in render.state.links:
+            path = _inside(rootfs, link.path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(link.target, path)
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+        # DesiredState refuses a path that is another's directory; this keeps any conflict a clean error.
+        where = os.path.relpath(exc.filename, rootfs) if exc.filename else "?"
+        raise UmhctlError(f"{render.device}: cannot write /{where}: {exc.strerror}") from None
     data = render.state.to_data(seal)
     _write(target / MARKER, (json.dumps(data, indent=2) + "\n").encode(), 0o644)
     return target
