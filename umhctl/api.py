@@ -12,17 +12,11 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from umhctl.artifacts import ArtifactCache, ArtifactSource, LockFile, needed, site_source
 from umhctl.blueprint.loader import LoadedBlueprint, load_blueprint, validate_file
-from umhctl.converge import ContentCache, Phases, Target, apply_plan, load_plan, plan_site, save_plan
 from umhctl.errors import UmhctlError
-from umhctl.gitinfo import BlueprintVersion, blueprint_version
 from umhctl.hints import Hints
-from umhctl.inventory import Inventory, blueprint_inventory
-from umhctl.phases import Outcome, Reporter
-from umhctl.plan.model import Plan
-from umhctl.plan.planner import Stamp
 from umhctl.results import (
     ApplyResult,
     FetchedArtifact,
@@ -36,9 +30,19 @@ from umhctl.results import (
     ResetResult,
     ValidateResult,
 )
-from umhctl.secrets import SecretStore
 
-InventoryFor = Callable[[LoadedBlueprint], Inventory]  # builds the inventory once the blueprint is loaded
+if TYPE_CHECKING:
+    from umhctl.artifacts import ArtifactCache, ArtifactSource
+    from umhctl.converge import Target
+    from umhctl.gitinfo import BlueprintVersion
+    from umhctl.inventory import Inventory
+    from umhctl.phases import Outcome, Reporter
+    from umhctl.plan.model import Plan
+    from umhctl.secrets import SecretStore
+
+# Only what `validate` needs is imported here: plan, apply and reset bring in rendering, SSH and git, which
+# would double the start-up of a validate run (bench/validate_startup.py). Each verb imports its own.
+InventoryFor = Callable[[LoadedBlueprint], "Inventory"]  # builds the inventory once the blueprint is loaded
 DEFAULT_PARALLEL = 16  # SSH sessions mostly wait on the network; 16 keep 2 cores busy on a no-op plan
 
 
@@ -67,6 +71,7 @@ def render(
     from umhctl.render import render_site
     from umhctl.render.output import write_render
     from umhctl.resolver import RedactedSecrets, SecretResolver
+    from umhctl.secrets import SecretStore
 
     loaded = load_blueprint(file)
     # A redacted render reads no secret and writes no store: CI renders for review with no secrets at all.
@@ -89,6 +94,8 @@ def render(
 
 
 def _source(loaded: LoadedBlueprint, inventory: Inventory | None) -> ArtifactSource:
+    from umhctl.artifacts import ArtifactCache, site_source
+
     source = inventory.artifacts if inventory is not None and inventory.artifacts is not None else None
     source = source or site_source(loaded.blueprint, loaded.path)
     # A hash from a SHA256SUMS comes without a size; the verified copy in the cache knows it (plan shows it).
@@ -101,6 +108,8 @@ def _source(loaded: LoadedBlueprint, inventory: Inventory | None) -> ArtifactSou
 
 def _pinned(loaded: LoadedBlueprint, source: ArtifactSource, hints: Hints) -> None:
     """Plan and apply need every artifact pinned: a device is never given an image nobody vouched for."""
+    from umhctl.artifacts import needed
+
     unpinned = [a.filename for a in needed(loaded.blueprint) if source.pin(a) is None]
     if unpinned:
         raise UmhctlError(
@@ -111,6 +120,8 @@ def _pinned(loaded: LoadedBlueprint, source: ArtifactSource, hints: Hints) -> No
 
 def _cached(loaded: LoadedBlueprint, source: ArtifactSource, hints: Hints) -> None:
     """A reset must be able to finish: the apply after its reboot may have to upload every image."""
+    from umhctl.artifacts import ArtifactCache, needed
+
     cache = ArtifactCache()
     missing = [a.filename for a in needed(loaded.blueprint) if not cache.has(source.require(a))]
     if missing:
@@ -129,6 +140,8 @@ def _targets(
     devices: list[str] | None,
     hints: Hints,
 ) -> list[Target]:
+    from umhctl.converge import Target
+    from umhctl.plan.planner import Stamp
     from umhctl.render import render_site
 
     source = _source(loaded, inventory)
@@ -143,6 +156,7 @@ def _targets(
 
 
 def _version(loaded: LoadedBlueprint) -> BlueprintVersion:
+    from umhctl.gitinfo import blueprint_version
     from umhctl.render import render_inputs
 
     return blueprint_version(loaded.path, render_inputs(loaded))
@@ -158,6 +172,8 @@ def _info(loaded: LoadedBlueprint, version: BlueprintVersion) -> dict[str, objec
 
 
 def _inventory(loaded: LoadedBlueprint, inventory: InventoryFor | None, identity: Path | None) -> Inventory:
+    from umhctl.inventory import blueprint_inventory
+
     if inventory is None:
         return blueprint_inventory(loaded, identity)
     return inventory(loaded).with_identity(identity)
@@ -174,6 +190,9 @@ def plan(
     reporter: Reporter | None = None,
     hints: Hints | None = None,
 ) -> PlanResult:
+    from umhctl.converge import ContentCache, Phases, plan_site, save_plan
+    from umhctl.secrets import SecretStore
+
     hints = hints or Hints()
     loaded = load_blueprint(file)
     version = _version(loaded)
@@ -203,7 +222,10 @@ def apply(
     hints: Hints | None = None,
 ) -> ApplyResult:
     """Plan (or load a saved plan), ask `confirm` (None: yes), execute. `file` None: the saved plan's blueprint."""
+    from umhctl.converge import ContentCache, Phases, apply_plan, load_plan, plan_site
+    from umhctl.plan.model import Plan
     from umhctl.runstate import last_failed, save_outcomes
+    from umhctl.secrets import SecretStore
 
     started = time.monotonic()
     hints = hints or Hints()
@@ -258,6 +280,8 @@ def apply(
 
 
 def _unplanned(device: str, error: str | None) -> Outcome:
+    from umhctl.phases import Outcome
+
     return Outcome(device, ok=False, error=error, failed_phase="plan", failed_title="planning")
 
 
@@ -282,6 +306,8 @@ def reset_device(
     hints: Hints | None = None,
 ) -> ResetResult:
     """Rebuild one device. `confirm` gets what is about to happen and says yes or no (None: yes)."""
+    from umhctl.converge import ContentCache, Phases, Target
+    from umhctl.plan.planner import Stamp
     from umhctl.remote.ssh import key_fingerprint
     from umhctl.render import render_site
     from umhctl.render.ignition import ignition_json
@@ -295,6 +321,7 @@ def reset_device(
         validate_ignition,
         write_media,
     )
+    from umhctl.secrets import SecretStore
 
     hints = hints or Hints()
     loaded = load_blueprint(file)
@@ -382,7 +409,7 @@ def reset_device(
 def lock(file: Path, *, artifacts: ArtifactSource | None = None, download: bool = False) -> LockResult:
     """Pin every artifact the site needs by sha256 in its lock file (or `artifacts`' lock); entries no longer
     needed are dropped."""
-    from umhctl.artifacts import resolve
+    from umhctl.artifacts import LockFile, needed, resolve, site_source
 
     loaded = load_blueprint(file)
     source = artifacts or site_source(loaded.blueprint, loaded.path)
@@ -405,6 +432,8 @@ def lock(file: Path, *, artifacts: ArtifactSource | None = None, download: bool 
 
 def fetch(file: Path, *, artifacts: ArtifactSource | None = None, cache: ArtifactCache | None = None) -> FetchResult:
     """Download every pinned artifact into the local cache, verifying each hash (cached ones are verified again)."""
+    from umhctl.artifacts import ArtifactCache, needed, site_source
+
     loaded = load_blueprint(file)
     source = artifacts or site_source(loaded.blueprint, loaded.path)
     cache = cache or ArtifactCache()
