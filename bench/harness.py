@@ -32,11 +32,19 @@ class Sample:
     max_rss_mb: float
 
 
-def run(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT, expect_ok: bool = True) -> Sample:
-    """Run `argv` once: wall time from spawn to exit and the child's peak RSS (from wait4's rusage)."""
-    with tempfile.TemporaryFile() as out:
+# GNU time reports the child's own peak RSS. wait4's ru_maxrss would not: Linux keeps the high-water mark of the
+# memory a process had before execve, which for a child forked from this driver is the driver's.
+_TIME = Path("/usr/bin/time")
+
+
+def run(
+    argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT, expect_ok: bool = True
+) -> Sample:
+    """Run `argv` once: wall time from spawn to exit and the child's peak RSS."""
+    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as rss:
+        wrapped = [str(_TIME), "-f", "%M", "-o", rss.name, *argv] if _TIME.exists() else list(argv)
         start = time.perf_counter()
-        proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        proc = subprocess.Popen(wrapped, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -44,7 +52,9 @@ def run(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path = R
             out.seek(0)
             text = out.read().decode(errors="replace")[-3000:]
             raise BenchError(f"{' '.join(argv)} exited with {proc.returncode}:\n{text}")
-    return Sample(elapsed, usage.ru_maxrss / 1024)  # ru_maxrss is in KiB on Linux
+        figures = rss.read().split()
+        peak_kib = int(figures[-1]) if figures and figures[-1].isdigit() else usage.ru_maxrss
+    return Sample(elapsed, peak_kib / 1024)
 
 
 def interleaved(

@@ -1,6 +1,7 @@
 """The umhctl command line: a thin typer layer that maps options onto umhctl.api and results onto views."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads every command's signature on each start (also for
+# --help), and evaluating string annotations again there costs more than the annotations cost at import.
 
 import sys
 from pathlib import Path
@@ -153,7 +154,7 @@ ParallelOpt = Annotated[
 ]
 
 
-def _inventory(sim: bool) -> InventoryFor | None:
+def _inventory(sim: bool) -> "InventoryFor | None":
     """The simulated site's inventory with --sim (the only place the production commands meet the simulator)."""
     if not sim:
         return None
@@ -162,7 +163,7 @@ def _inventory(sim: bool) -> InventoryFor | None:
     return sim_inventory
 
 
-def _hints(file: Path | None, sim: bool, identity: Path | None) -> Hints:
+def _hints(file: Path | None, sim: bool, identity: Path | None) -> "Hints":
     from umhctl.hints import Hints
 
     selection = [*(["-f", str(file)] if file is not None else []), *(["--sim"] if sim else [])]
@@ -170,7 +171,7 @@ def _hints(file: Path | None, sim: bool, identity: Path | None) -> Hints:
     return Hints(tuple(selection))
 
 
-def _reporter() -> ConsoleReporter:
+def _reporter() -> "ConsoleReporter":
     from umhctl.cli import views
     from umhctl.cli.progress import ConsoleReporter
 
@@ -272,7 +273,7 @@ def apply(
 
     shown: list[Plan] = []
 
-    def confirm(work: Plan) -> bool:
+    def confirm(work: "Plan") -> bool:
         if output is Output.text:
             views.show_plan(PlanResult(work))
             shown.append(work)
