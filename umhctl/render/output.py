@@ -30,9 +30,16 @@ def write_render(render: DeviceRender, out: Path, seal: Callable[[str], str] | N
     mode = 0o600 if render.carries_secrets else 0o644
     _write(target / "ignition.json", ignition_json(render.ignition).encode(), mode)
     _write(target / "butane.yaml", render.butane.encode(), mode)
-    rootfs = target / "rootfs"
+    rootfs = (target / "rootfs").resolve()
+    # Files first, into the directory just made: nothing in it is a symlink yet, so a lexical check keeps every
+    # file inside. Links come after, each checked against the real filesystem (a link's parent could be a link).
+    made: set[Path] = set()
     for f in render.state.files:
-        _write(_inside(rootfs, f.path), f.content, 0o600 if f.secret else f.mode)
+        path = _lexically_inside(rootfs, f.path)
+        if path.parent not in made:  # one mkdir per directory, not one per file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
+        _write(path, f.content, 0o600 if f.secret else f.mode, mkdir=False)
     for link in render.state.links:
         path = _inside(rootfs, link.path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,8 +57,16 @@ def _inside(rootfs: Path, device_path: str) -> Path:
     return path
 
 
-def _write(path: Path, content: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _lexically_inside(rootfs: Path, device_path: str) -> Path:
+    relative = os.path.normpath(device_path.lstrip("/"))
+    if relative == ".." or relative.startswith(("../", "/")):
+        raise UmhctlError(f"refusing to write {device_path}: it leads outside {rootfs}")
+    return rootfs / relative
+
+
+def _write(path: Path, content: bytes, mode: int, *, mkdir: bool = True) -> None:
+    if mkdir:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as handle:
         handle.write(content)
