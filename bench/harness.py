@@ -37,9 +37,7 @@ class Sample:
 _TIME = Path("/usr/bin/time")
 
 
-def run(
-    argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT, expect_ok: bool = True
-) -> Sample:
+def run(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT, expect_ok: bool = True) -> Sample:
     """Run `argv` once: wall time from spawn to exit and the child's peak RSS."""
     with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as rss:
         wrapped = [str(_TIME), "-f", "%M", "-o", rss.name, *argv] if _TIME.exists() else list(argv)
