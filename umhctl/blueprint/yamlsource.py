@@ -208,6 +208,8 @@ class _Builder:
 
 
 def _encodable(text: str) -> bool:
+    if text.isascii():  # nearly every scalar; no surrogate is ASCII
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
