@@ -72,3 +72,16 @@ def test_validate_into_a_pipe_does_not_import_rich() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert done.stdout.splitlines()[-1] == "[]", done.stdout
     assert "blueprints/demo-site.yaml: valid" in done.stdout
+
+
+def test_version_prints_the_version_both_ways() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from umhctl import __version__
+
+    root = Path(__file__).resolve().parent.parent
+    for argv in (["--version"], ["--debug", "--version"]):  # the short way, and through typer's eager option
+        done = subprocess.run([sys.executable, "-m", "umhctl", *argv], cwd=root, capture_output=True, text=True)
+        assert (done.returncode, done.stdout, done.stderr) == (0, f"umhctl {__version__}\n", ""), argv

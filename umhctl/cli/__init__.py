@@ -50,9 +50,13 @@ app.add_typer(sim_app, name="sim")
 DEFAULT_PARALLEL = 16  # umhctl.api.DEFAULT_PARALLEL, repeated so --help does not import the library
 
 
+def _print_version() -> None:
+    typer.echo(f"umhctl {__version__}")
+
+
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"umhctl {__version__}")
+        _print_version()
         raise typer.Exit()
 
 
@@ -466,4 +470,9 @@ def reset_device(
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--version"]:
+        # What the eager --version option prints, without typer first building every command's parameters
+        # from its signature (bench/cli_startup.py).
+        _print_version()
+        return
     app(prog_name="umhctl")  # also under `python -m umhctl`: usage lines and hints name the command people type
