@@ -212,3 +212,14 @@ def test_percent_encoding_is_urllib_quote(text: str) -> None:
     from umhctl.render.ignition import percent_encode
 
     assert percent_encode(text) == quote(text, safe="")
+
+
+def test_a_render_for_plan_builds_no_first_boot_config_and_the_same_when_asked(secrets_dir: Path) -> None:
+    path = BLUEPRINTS / "demo-site.yaml"
+    _, _, eager = _render(path, secrets_dir)
+    _, _, lazy = _render(path, secrets_dir, first_boot=False)
+    for now, later in zip(eager, lazy, strict=True):
+        assert {"ignition", "butane"} <= vars(now).keys()
+        assert not {"ignition", "butane"} & vars(later).keys(), "plan and apply do not pay for Ignition"
+        assert later.state == now.state
+        assert ignition_json(later.ignition) == ignition_json(now.ignition) and later.butane == now.butane

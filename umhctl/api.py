@@ -148,7 +148,7 @@ def _targets(
     _pinned(loaded, source, hints)
     seal = secrets.sealer()
     targets = []
-    for r in render_site(loaded, secrets, source, devices=devices):
+    for r in render_site(loaded, secrets, source, devices=devices, first_boot=False):
         stamp = Stamp(version.commit, version.dirty, r.state.fingerprint(seal))
         disk = loaded.blueprint.device(r.device).install_disk
         targets.append(Target(r.device, inventory.endpoint(r.device), r.state, disk, seal, stamp))

@@ -33,12 +33,18 @@ def write_render(render: DeviceRender, out: Path, seal: Callable[[str], str] | N
     rootfs = (target / "rootfs").resolve()
     # Files first, into the directory just made: nothing in it is a symlink yet, so a lexical check keeps every
     # file inside. Links come after, each checked against the real filesystem (a link's parent could be a link).
-    made: set[Path] = set()
-    for f in render.state.files:
-        path = _lexically_inside(rootfs, f.path)
-        if path.parent not in made:  # one mkdir per directory, not one per file
-            path.parent.mkdir(parents=True, exist_ok=True)
-            made.add(path.parent)
+    files = [(_lexically_inside(rootfs, f.path), f) for f in render.state.files]
+    # Every directory made once, parents first: mkdir is the slowest call of a large render (metadata writes),
+    # and mkdir(parents=True, exist_ok=True) per file asks again for every file and every level.
+    dirs: set[Path] = set()
+    for path, _ in files:
+        parent = path.parent
+        while parent != rootfs.parent and parent not in dirs:  # up to rootfs itself
+            dirs.add(parent)
+            parent = parent.parent
+    for directory in sorted(dirs, key=lambda d: len(d.parts)):
+        directory.mkdir()
+    for path, f in files:
         _write(path, f.content, 0o600 if f.secret else f.mode, mkdir=False)
     for link in render.state.links:
         path = _inside(rootfs, link.path)
@@ -59,7 +65,7 @@ def _inside(rootfs: Path, device_path: str) -> Path:
 
 def _lexically_inside(rootfs: Path, device_path: str) -> Path:
     relative = os.path.normpath(device_path.lstrip("/"))
-    if relative == ".." or relative.startswith(("../", "/")):
+    if relative in (".", "..") or relative.startswith(("../", "/")):
         raise UmhctlError(f"refusing to write {device_path}: it leads outside {rootfs}")
     return rootfs / relative
 

@@ -25,7 +25,18 @@ class Octal(int):
     """A file mode written the way Butane's documentation writes it (`mode: 0644`); go-yaml reads it as octal."""
 
 
+# Short texts as written, by text: a large site repeats the same keys and values on every device.
+_SHORT_TEXT: dict[str, str] = {}
+
+
 def _scalar(value: Any) -> str:
+    if type(value) is str:
+        written = _SHORT_TEXT.get(value)
+        if written is None:
+            written = _text(value)
+            if len(value) <= 64:
+                _SHORT_TEXT[value] = written
+        return written
     if isinstance(value, Octal):
         return f"0{value:o}"
     if value is None:
@@ -37,10 +48,14 @@ def _scalar(value: Any) -> str:
     if isinstance(value, float):
         return json.dumps(value) if value == value and abs(value) != float("inf") else _special_float(value)
     if isinstance(value, str):
-        if _PLAIN.fullmatch(value) and not _NOT_TEXT.fullmatch(value) and value.lower() not in _WORDS:
-            return value
-        return _quoted(value)
+        return _text(value)
     raise TypeError(f"cannot write {type(value).__name__} as YAML")
+
+
+def _text(value: str) -> str:
+    if _PLAIN.fullmatch(value) and not _NOT_TEXT.fullmatch(value) and value.lower() not in _WORDS:
+        return value
+    return _quoted(value)
 
 
 def _quoted(text: str) -> str:
