@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: typer reads every command's signature on each start (also for
 # --help), and evaluating string annotations again there costs more than the annotations cost at import.
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -470,6 +471,9 @@ def reset_device(
 
 
 def main() -> None:
+    # No third-party pydantic plugins hook into the blueprint models of this command line (pydantic/plugin/
+    # _loader.py honours this switch); looking for them reads the metadata of every installed distribution.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     if sys.argv[1:] == ["--version"]:
         # What the eager --version option prints, without typer first building every command's parameters
         # from its signature (bench/cli_startup.py).
