@@ -1,41 +1,51 @@
-"""Benchmark: a no-op `umhctl plan` of the 30-device simulated retrofit site.
+"""Benchmark: a no-op `umhctl plan` of the 30-device simulated retrofit site against the SSH floor.
 
 Run as root from the repository root: `python3 bench/plan_fleet.py [--runs N] [--parallel N]`. Brings the
-retrofit site up in a scratch directory, applies it once, then measures plans that find nothing to do: wall
-time in process and for the whole CLI run, and remote commands per device (target: one round trip per device,
-under 1 s for 30 devices on 2 cores). Not a test: it prints figures.
+retrofit site up in a scratch directory, applies it once, then measures, as whole processes, interleaved
+(bench/harness.py):
+
+- the SSH floor: bench/ssh_floor.py, one paramiko connection and one `sudo -n true` per device, the same
+  endpoints, key, known_hosts (strict) and parallelism;
+- `umhctl plan --sim --detailed-exitcode` of the whole site (exit 0: nothing to do);
+- the same two for one device (`--device`, and the floor for that device alone).
+
+It also counts remote commands per device in an in-process plan. Targets (issue 14): plan ≤ 1.5x the floor,
+for the site and for one device; the exit status is 1 when one is missed, 2 when the benchmark cannot run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import ROOT, BenchError, Target, finish, interleaved, machine, median, timings, umhctl
+
 sys.path.insert(0, str(ROOT))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--parallel", type=int, default=8)
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--parallel", type=int, default=16)
     args = parser.parse_args()
+    print(machine())
     work = Path(tempfile.mkdtemp(prefix="umhctl-bench-plan-", dir="/tmp"))
-    os.environ.update(
-        UMHCTL_SECRETS_DIR=str(work / "secrets"),
-        UMHCTL_SIM_STATE=str(work / "sim"),
-        XDG_CACHE_HOME=str(work / "cache"),
-        XDG_STATE_HOME=str(work / "state"),
-        PYTHONPATH=str(ROOT),
-    )
+    env = {
+        **os.environ,
+        "UMHCTL_SECRETS_DIR": str(work / "secrets"),
+        "UMHCTL_SIM_STATE": str(work / "sim"),
+        "XDG_CACHE_HOME": str(work / "cache"),
+        "XDG_STATE_HOME": str(work / "state"),
+        "PYTHONPATH": str(ROOT),
+    }
+    os.environ.update(env)
     repo = work / "site"
     shutil.copytree(ROOT / "blueprints", repo)
     for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "retrofit"]):
@@ -43,17 +53,37 @@ def main() -> None:
     blueprint = repo / "retrofit-site.yaml"
 
     def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "umhctl", *argv], capture_output=True, text=True)
+        return subprocess.run(umhctl(*argv), capture_output=True, text=True, env=env)
 
     try:
         up = cli("sim", "up", "-f", str(blueprint), "--base-address", "127.84.0.10")
-        assert up.returncode == 0, up.stdout + up.stderr
+        if up.returncode != 0:
+            raise BenchError(up.stdout + up.stderr)
+        fetched = cli("fetch", "--sim", "-f", str(blueprint))  # apply uploads images from the verified cache
+        if fetched.returncode != 0:
+            raise BenchError(fetched.stdout + fetched.stderr)
         applied = cli("apply", "--sim", "-f", str(blueprint), "--yes")
-        assert applied.returncode == 0, applied.stdout + applied.stderr
+        if applied.returncode != 0:
+            raise BenchError(applied.stdout + applied.stderr)
 
         from umhctl import api
+        from umhctl.blueprint.loader import load_blueprint
         from umhctl.remote import ssh
         from umhctl.sim.state import sim_inventory
+
+        inventory = sim_inventory(load_blueprint(blueprint))
+        endpoints = work / "endpoints.json"
+        endpoints.write_text(
+            json.dumps(
+                {
+                    "known_hosts": str(inventory.known_hosts),
+                    "identity": str(inventory.identity),
+                    "user": inventory.user,
+                    "endpoints": inventory.endpoints,
+                }
+            )
+        )
+        one = sorted(inventory.endpoints)[-1]
 
         calls: Counter[str] = Counter()
         original = ssh.Connection.run
@@ -63,33 +93,44 @@ def main() -> None:
             return original(self, script, **kw)  # type: ignore[arg-type]
 
         ssh.Connection.run = counting  # type: ignore[method-assign]
-        in_process = []
-        for _ in range(args.runs):
-            start = time.monotonic()
-            plan = api.plan(blueprint, inventory=sim_inventory, parallel=args.parallel).plan
-            in_process.append(time.monotonic() - start)
-            assert not plan.has_changes and not plan.has_errors, plan.summary()
-        per_device = {n / args.runs for n in calls.values()}
-        cli_runs = []
-        for _ in range(args.runs):
-            start = time.monotonic()
-            done = cli("plan", "--sim", "-f", str(blueprint), "--detailed-exitcode", "--parallel", str(args.parallel))
-            cli_runs.append(time.monotonic() - start)
-            assert done.returncode == 0, done.stdout + done.stderr
-        print(
-            f"no-op plan of the simulated retrofit site: {len(calls)} devices, --parallel {args.parallel}, "
-            f"{args.runs} runs"
-        )
-        print(f"  remote commands per device per plan: {sorted(per_device)}")
-        print(
-            f"  plan in process (render + connect + probe + plan): median {statistics.median(in_process):.2f} s, "
-            f"min {min(in_process):.2f} s"
-        )
-        print(f"  umhctl plan (whole CLI run): median {statistics.median(cli_runs):.2f} s, min {min(cli_runs):.2f} s")
+        done = api.plan(blueprint, inventory=sim_inventory, parallel=args.parallel).plan
+        if done.has_changes or done.has_errors:
+            raise BenchError(f"the plan after apply is not a no-op: {done.summary()}")
+        per_device = sorted(set(calls.values()))
+
+        floor = [sys.executable, str(ROOT / "bench" / "ssh_floor.py"), str(endpoints), "--parallel", str(args.parallel)]
+        plan = ["plan", "--sim", "-f", str(blueprint), "--detailed-exitcode", "--parallel", str(args.parallel)]
+        commands = {
+            "floor": floor,
+            "plan": umhctl(*plan),
+            "floor1": [*floor, "--device", one],
+            "plan1": umhctl(*plan, "--device", one),
+        }
+        labels = {
+            "floor": f"SSH floor, {len(inventory.endpoints)} devices",
+            "plan": "umhctl plan (no-op), site",
+            "floor1": f"SSH floor, {one}",
+            "plan1": f"umhctl plan --device {one}",
+        }
+        samples = interleaved(commands, args.runs, env=env)
+    except BenchError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
     finally:
         cli("sim", "down", "-f", str(blueprint))
         shutil.rmtree(work, ignore_errors=True)
+    print(f"{args.runs} runs per command after 1 warm-up, round-robin, --parallel {args.parallel}\n")
+    print(timings(samples, labels))
+    print(f"\nremote commands per device in a no-op plan: {per_device}")
+    site = median(samples["plan"]) / median(samples["floor"])
+    device = median(samples["plan1"]) / median(samples["floor1"])
+    return finish(
+        [
+            Target("no-op plan of the 30-device site / SSH floor", site, 1.5),
+            Target("plan --device X / SSH floor of one device", device, 1.5),
+        ]
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

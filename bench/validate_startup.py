@@ -1,164 +1,121 @@
-"""Cold-start benchmark of `umhctl validate` (a benchmark, not a test: nothing here runs under pytest).
+"""Cold start of `umhctl validate` against the import floor, and a 500-device blueprint (a benchmark, not a test).
 
-Every run is a fresh interpreter process, timed from spawn to exit, so the figures are what a user or a CI job
-waits for. The baseline is a bare `python -c pass` on the same interpreter; the difference is umhctl's own
-cost: imports (typer, rich, pydantic, ruamel.yaml, jinja2) plus loading and checking the blueprint.
-One unmeasured warm-up run per command comes first, so byte-code compilation and a cold page cache do not
-end up in the figures. Commands are measured round-robin, so drift on a busy machine hits all of them alike.
+Every run is a fresh process timed from spawn to exit (bench/harness.py: one warm-up, then round-robin runs,
+medians). Targets (issue 14), each printed as PASS/FAIL; the exit status is 1 when one is missed:
 
-It also runs `python -X importtime -m umhctl validate ...` once and fails (exit 1) if a heavy module that only
-other commands need is imported on the validate path: kubernetes, paramiko or git (GitPython).
+- validate of the 30-device example (blueprints/retrofit-site.yaml) ≤ 1.6x the import floor
+  `python -c 'import typer, pydantic, ruamel.yaml'`;
+- validate of a 500-device blueprint (bench/gen_site.py 500: 10 hubs, 490 edges, 1,950 sensors) ≤ 1 s;
+- the validate path imports none of kubernetes, paramiko, GitPython (`python -X importtime`).
 
-    python3 bench/validate_startup.py                # from the repository root
-    python3 bench/validate_startup.py --runs 30 -f blueprints/demo-site.yaml
+For context it also prints the floor of what validate really loads (typer, PyYAML, pydantic's BaseModel,
+jinja2 for the example's templated file, rich for the output) and both YAML parsers in process: libyaml (the
+fast path) and ruamel.yaml (the reference, still used for anything the fast path cannot vouch for).
 
-Exit status: 0 all good, 1 a heavy module is imported, 2 the benchmark could not run (e.g. validate failed).
+    python3 bench/validate_startup.py [--runs 10]
+
+Exit status: 0 all targets met, 1 a target missed, 2 the benchmark could not run.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
-import shutil
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_BLUEPRINT = "blueprints/retrofit-site.yaml"
-# Top-level packages that must stay off the validate path (they belong to apply/reset/plan).
+from harness import ROOT, BenchError, Target, finish, interleaved, machine, median, timings, umhctl
+
+sys.path.insert(0, str(ROOT))
+
+EXAMPLE = "blueprints/retrofit-site.yaml"
 HEAVY = {"kubernetes": "kubernetes", "paramiko": "paramiko", "git": "GitPython"}
 
 
-class BenchError(Exception):
-    """The benchmark cannot produce meaningful figures."""
-
-
-def run_once(argv: list[str], *, expect_ok: bool) -> float:
-    """Wall time of one run in milliseconds."""
-    start = time.perf_counter()
-    result = subprocess.run(argv, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    elapsed = (time.perf_counter() - start) * 1000
-    if expect_ok and result.returncode != 0:
-        output = (result.stdout + result.stderr).strip()
-        raise BenchError(f"{' '.join(argv)} exited with {result.returncode}:\n{output}")
-    return elapsed
-
-
-def measure(commands: dict[str, list[str]], runs: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {label: [] for label in commands}
-    for label, argv in commands.items():  # warm-up, not measured
-        run_once(argv, expect_ok=label != "baseline")
-    for _ in range(runs):
-        for label, argv in commands.items():
-            times[label].append(run_once(argv, expect_ok=label != "baseline"))
-    return times
-
-
-def imported_modules(blueprint: str) -> tuple[list[tuple[str, int]], float]:
-    """(module, self µs) for every module the validate command imports, and the wall time in ms."""
+def heavy_imports(blueprint: str) -> list[str]:
     argv = [sys.executable, "-X", "importtime", "-m", "umhctl", "validate", "-f", blueprint]
-    start = time.perf_counter()
-    result = subprocess.run(argv, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    elapsed = (time.perf_counter() - start) * 1000
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:
         raise BenchError(f"{' '.join(argv)} exited with {result.returncode}:\n{result.stderr[-2000:]}")
-    modules = []
-    for line in result.stderr.splitlines():
-        # "import time: self [us] | cumulative | imported package", nesting shown by indentation
-        if not line.startswith("import time:") or "imported package" in line:
-            continue
-        own, _, name = line.split("|", 2)
-        modules.append((name.strip(), int(own.removeprefix("import time:"))))
-    if not modules:
-        raise BenchError("python -X importtime printed no import lines")
-    return modules, elapsed
+    names = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    return sorted({n for n in names if n.split(".")[0] in HEAVY})
 
 
-def table(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+def parsers_in_process(paths: list[Path]) -> list[str]:
+    from umhctl.blueprint.yamlsource import _parse_fast, _parse_reference
+
     lines = []
-    for n, row in enumerate(rows):
-        pairs = enumerate(zip(row, widths, strict=True))
-        cells = [cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in pairs]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    for path in paths:
+        text = path.read_text()
+        figures = []
+        for parse in (_parse_fast, _parse_reference):
+            start = time.process_time()
+            doc = parse(text, str(path))
+            figures.append(time.process_time() - start)
+            if doc is None:
+                raise BenchError(f"the fast path did not read {path}")
+        lines.append(
+            f"  {path.name} ({text.count(chr(10))} lines): libyaml {figures[0] * 1000:.0f} ms, "
+            f"ruamel.yaml {figures[1] * 1000:.0f} ms CPU ({figures[1] / figures[0]:.0f}x)"
+        )
+    return lines
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Cold-start wall time of `umhctl validate` against `python -c pass`.")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10, help="measured runs per command (default 10)")
-    parser.add_argument(
-        "-f", "--file", default=DEFAULT_BLUEPRINT, help=f"blueprint relative to the repository ({DEFAULT_BLUEPRINT})"
-    )
     args = parser.parse_args()
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
-    if not (ROOT / args.file).is_file():
-        parser.error(f"no such blueprint: {ROOT / args.file}")
+    py = sys.executable
+    print(machine())
+    with tempfile.TemporaryDirectory(prefix="umhctl-bench-validate-") as tmp:
+        from gen_site import write_site
 
-    commands = {
-        "baseline": [sys.executable, "-c", "pass"],
-        "module": [sys.executable, "-m", "umhctl", "validate", "-f", args.file],
-    }
-    labels = {
-        "baseline": "python -c pass",
-        "module": "python -m umhctl validate",
-        "script": "umhctl validate (console script)",
-    }
-    script = shutil.which("umhctl")
-    if script:
-        commands["script"] = [script, "validate", "-f", args.file]
-
-    print(f"python {platform.python_version()} ({sys.executable}) on {platform.system()} {platform.machine()}")
-    print(f"blueprint {args.file}, {args.runs} runs per command after 1 warm-up, wall time in ms")
-    if script:
-        print(f"console script {script}")
-    try:
-        times = measure(commands, args.runs)
-        modules, importtime_ms = imported_modules(args.file)
-    except BenchError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 2
-
-    base = statistics.median(times["baseline"])
-    rows = [["command", "min", "median", "max", "median - baseline"]]
-    for label, samples in times.items():
-        median = statistics.median(samples)
-        delta = "" if label == "baseline" else f"{median - base:+.1f}"
-        rows.append([labels[label], f"{min(samples):.1f}", f"{median:.1f}", f"{max(samples):.1f}", delta])
-    print()
-    print(table(rows))
-    if not script:
-        print(f"({labels['script']}: skipped, 'umhctl' is not on PATH; install with 'pip install -e .')")
-
-    # Import cost by top-level package: the sum of each module's own ("self") time, so nothing counts twice.
-    own: dict[str, int] = {}
-    for name, self_us in modules:
-        package = name.split(".")[0]
-        own[package] = own.get(package, 0) + self_us
-    heaviest = sorted(own.items(), key=lambda item: item[1], reverse=True)[:8]
-    total_ms = sum(own.values()) / 1000
-    print()
-    print(
-        f"python -X importtime -m umhctl validate: {len(modules)} modules, {total_ms:.0f} ms importing "
-        f"({importtime_ms:.0f} ms wall with tracing)"
+        large = write_site(500, Path(tmp))
+        commands = {
+            "floor": [py, "-c", "import typer, pydantic, ruamel.yaml"],
+            "needed": [py, "-c", "import typer, yaml, jinja2, rich.console; from pydantic import BaseModel"],
+            "example": umhctl("validate", "-f", EXAMPLE),
+            "large": umhctl("validate", "-f", str(large)),
+        }
+        labels = {
+            "floor": "import typer, pydantic, ruamel.yaml",
+            "needed": "import what validate needs",
+            "example": "umhctl validate (30 devices)",
+            "large": "umhctl validate (500 devices)",
+        }
+        try:
+            samples = interleaved(commands, args.runs)
+            heavy = heavy_imports(EXAMPLE)
+            parse_lines = parsers_in_process([ROOT / EXAMPLE, large])
+        except BenchError as exc:
+            print(f"ERROR: {exc}", file=sys.stderr)
+            return 2
+    print(f"{args.runs} runs per command after 1 warm-up, round-robin\n")
+    print(timings(samples, labels))
+    print("\nYAML parse in process (CPU time):")
+    print("\n".join(parse_lines))
+    floor = median(samples["floor"])
+    example = median(samples["example"])
+    return finish(
+        [
+            Target(
+                "validate of the 30-device example / import floor",
+                example / floor,
+                1.6,
+                detail=f"{example / median(samples['needed']):.2f}x what validate imports",
+            ),
+            Target("validate of a 500-device blueprint", median(samples["large"]), 1.0, unit="s"),
+            Target(
+                "heavy modules (kubernetes, paramiko, GitPython) on the validate path",
+                len(heavy),
+                0,
+                unit="modules",
+                detail=", ".join(heavy[:5]),
+            ),
+        ]
     )
-    print(table([["top-level package", "import ms (self)"], *[[p, f"{us / 1000:.1f}"] for p, us in heaviest]]))
-
-    found = sorted({name for name, _ in modules if name.split(".")[0] in HEAVY})
-    print()
-    if found:
-        shown = ", ".join(found[:10]) + (f", ... ({len(found)} in all)" if len(found) > 10 else "")
-        packages = sorted({HEAVY[name.split(".")[0]] for name in found})
-        print(f"FAIL: the validate path imports {', '.join(packages)}: {shown}")
-        return 1
-    print(f"PASS: the validate path imports none of {', '.join(HEAVY.values())}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -419,3 +419,17 @@ def test_blueprint_identity_file_is_used_for_real_devices(site: Site, tmp_path: 
         assert "identityFile" in str(exc)
     else:
         raise AssertionError("a missing identity file must be a clean error")
+
+
+def test_a_plan_does_not_ask_git_who_is_applying(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two git processes fewer per plan: the operator's identity is read only for a lock or a record."""
+    from umhctl import converge
+    from umhctl.hints import Hints
+
+    asked: list[str] = []
+    monkeypatch.setattr(converge, "operator", lambda: asked.append("who") or "Ada <ada@example.com>")
+    phases = converge.Phases({"site": "s", "path": "p"}, converge.ContentCache(), Hints(), command="plan")
+    phases.plan_phases()
+    assert asked == []
+    assert phases.holder.startswith("Ada <ada@example.com>, pid ") and phases.holder.endswith("(umhctl plan)")
+    assert phases.who == "Ada <ada@example.com>" and asked == ["who"]

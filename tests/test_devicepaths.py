@@ -128,7 +128,7 @@ def test_write_render_turns_a_conflict_into_a_clean_error(tmp_path: Path) -> Non
     from umhctl.render import DeviceRender
 
     state = DesiredState("hub-01", files=[File("/etc/a", b"1"), File("/etc/a/b", b"2")])  # not .sorted(): raw
-    render = DeviceRender("hub-01", state, {}, "")
+    render = DeviceRender("hub-01", state, load_blueprint(BLUEPRINTS / "demo-site.yaml").blueprint)
     with pytest.raises(UmhctlError, match="cannot write /etc/a"):
         write_render(render, tmp_path)
 

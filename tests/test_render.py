@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from umhctl.blueprint.loader import LoadedBlueprint, load_blueprint
@@ -200,3 +202,24 @@ def test_what_is_derived_from_a_secret_is_keyed(tmp_path: Path) -> None:
     depends_on_password = {name for name in first if first[name] != second[name]}
     assert depends_on_password, "the database setup Job is named after its inputs"
     assert {name for name in depends_on_password if second[name] == third[name]} == set()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs",))))
+def test_percent_encoding_is_urllib_quote(text: str) -> None:
+    from urllib.parse import quote
+
+    from umhctl.render.ignition import percent_encode
+
+    assert percent_encode(text) == quote(text, safe="")
+
+
+def test_a_render_for_plan_builds_no_first_boot_config_and_the_same_when_asked(secrets_dir: Path) -> None:
+    path = BLUEPRINTS / "demo-site.yaml"
+    _, _, eager = _render(path, secrets_dir)
+    _, _, lazy = _render(path, secrets_dir, first_boot=False)
+    for now, later in zip(eager, lazy, strict=True):
+        assert {"ignition", "butane"} <= vars(now).keys()
+        assert not {"ignition", "butane"} & vars(later).keys(), "plan and apply do not pay for Ignition"
+        assert later.state == now.state
+        assert ignition_json(later.ignition) == ignition_json(now.ignition) and later.butane == now.butane

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from umhctl.blueprint.yamlsource import MAX_DEPTH, parse_yaml
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from umhctl.blueprint.yamlsource import MAX_DEPTH, Document, _parse_fast, _parse_reference, parse_yaml
 
 
 def test_positions_of_keys_and_values() -> None:
@@ -80,3 +84,97 @@ def test_empty_and_multi_document_files() -> None:
 def test_unpaired_surrogates_are_reported_not_crashed_on() -> None:
     doc = parse_yaml('"\\ud800": 1\nb: "x\\udc00"\n', "f.yaml")
     assert [(d.line, d.column) for d in doc.diagnostics] == [(1, 1), (2, 4)]
+
+
+# -- the fast path (libyaml) against the reference (ruamel.yaml) ------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = sorted((ROOT / "blueprints").glob("*.yaml")) + sorted((ROOT / "tests" / "blueprint" / "broken").glob("*.yaml"))
+
+
+def _same_reading(text: str) -> Document | None:
+    """Whenever the fast path reads `text` at all, it reads it exactly as the reference parser does: the same
+    data (same types), the same position of every key and value, the same numbers as written."""
+    fast = _parse_fast(text, "f.yaml")
+    if fast is None:
+        return None
+    ref = _parse_reference(text, "f.yaml")
+    assert repr(fast.data) == repr(ref.data)
+    assert fast.source.values == ref.source.values
+    assert fast.source.keys == ref.source.keys
+    assert fast.source.raw == ref.source.raw
+    assert fast.diagnostics == ref.diagnostics == []
+    return fast
+
+
+def test_the_examples_take_the_fast_path_and_read_the_same() -> None:
+    for path in sorted((ROOT / "blueprints").glob("*.yaml")):
+        text = path.read_text()
+        assert _same_reading(text) is not None, path
+        assert _same_reading(text.replace("\n", "\r\n")) is not None, path
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
+def test_the_broken_corpus_reads_the_same_on_either_path(path: Path) -> None:
+    _same_reading(path.read_text(errors="replace"))
+
+
+def test_yaml_1_2_meanings_are_kept_on_the_fast_path() -> None:
+    text = (
+        "a: 0644\nb: 0o644\nc: 1_000\nd: on\ne: yes\nf: 1.5e3\ng: -.inf\nh: ~\ni: -0x1f\nj: 2024-01-01\n"
+        "k: 1e3\nl: 0.30\nm: True\nn: off\no: 0b101\np: +12\nq: ''\nr: null\ns: !!str 12\nt: !!bool yes\n"
+        "u: 0x_1\nv: [1, 2]\nw: {x: NO}\n"
+    )
+    doc = _same_reading(text)
+    assert doc is not None
+    assert doc.data == {
+        "a": 644, "b": 420, "c": 1000, "d": "on", "e": "yes", "f": 1500.0, "g": float("-inf"), "h": None,
+        "i": -31, "j": "2024-01-01", "k": 1000.0, "l": 0.3, "m": True, "n": "off", "o": 5, "p": 12, "q": "",
+        "r": None, "s": "12", "t": True, "u": 1, "v": [1, 2], "w": {"x": "NO"},
+    }  # fmt: skip
+    assert doc.source.raw[("l",)] == "0.30"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: 1\na: 2\n",  # duplicate key: a diagnostic, so the reference reads it
+        "a: !!bool maybe\n",
+        "a: !!int ''\n",
+        "a: 1\n---\nb: 2\n",
+        "%YAML 1.1\n---\na: on\n",  # a directive changes meanings: left to the reference
+        "a:\n\t- x\n",
+        "a: [1, 2\n",
+        "x: !!python/object:os.system y\n",
+        "a: &x [*x]\n",
+        'a: "\\ud800"\n',
+        "a: |\n  \n    x\n",  # leading blank lines of a block scalar: ruamel.yaml refuses some of them
+        "a: !!str &x b\n",  # tag before anchor: marked at the anchor by ruamel.yaml
+        "a:\n",  # an empty value: its mark differs between the two
+        "a: 1\u2028b: 2\n",
+        "",
+    ],
+)
+def test_what_the_fast_path_cannot_read_cleanly_goes_to_the_reference(text: str) -> None:
+    assert _parse_fast(text, "f.yaml") is None
+    assert parse_yaml(text, "f.yaml") == _parse_reference(text, "f.yaml")
+
+
+def test_the_reference_reports_a_bool_it_cannot_read_instead_of_crashing() -> None:
+    (diag,) = _parse_reference("a: !!bool maybe\n", "f.yaml").diagnostics
+    assert "cannot read bool value 'maybe'" in diag.message
+
+
+_pieces = st.sampled_from(
+    [
+        "a", "b", "key", "é", "😀", "- ", "-", ": ", ":", "  ", " ", "\n", "\n  ", "\n- ", "#c", " #c", "[", "]",
+        "{", "}", ", ", "'", '"', "&x ", "*x", "<<: ", "!!str ", "!t ", "? ", "|\n  ", ">\n  ", "0644", "0o7",
+        "1_000", "on", "yes", "~", "null", "1e3", ".5", "-.inf", "2024-01-01", "=", "\\", "\r\n", "...", "---",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_pieces, max_size=40).map("".join))
+def test_any_text_reads_the_same_on_either_path(text: str) -> None:
+    _same_reading(text)

@@ -14,16 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from umhctl.artifacts import ArtifactCache, ArtifactSource, LockFile, needed, site_source
 from umhctl.blueprint.loader import LoadedBlueprint, load_blueprint, validate_file
-from umhctl.converge import ContentCache, Phases, Target, apply_plan, load_plan, plan_site, save_plan
 from umhctl.errors import UmhctlError
-from umhctl.gitinfo import BlueprintVersion, blueprint_version
 from umhctl.hints import Hints
-from umhctl.inventory import Inventory, blueprint_inventory
-from umhctl.phases import Outcome, Reporter
-from umhctl.plan.model import Plan
-from umhctl.plan.planner import Stamp
 from umhctl.results import (
     ApplyResult,
     FetchedArtifact,
@@ -37,12 +30,20 @@ from umhctl.results import (
     ResetResult,
     ValidateResult,
 )
-from umhctl.secrets import SecretStore
 
 if TYPE_CHECKING:
+    from umhctl.artifacts import ArtifactCache, ArtifactSource
+    from umhctl.converge import Target
+    from umhctl.gitinfo import BlueprintVersion
+    from umhctl.inventory import Inventory
+    from umhctl.phases import Outcome, Reporter
+    from umhctl.plan.model import Plan
+    from umhctl.secrets import SecretStore
     from umhctl.sitestatus import HistoryResult, StatusResult
 
-InventoryFor = Callable[[LoadedBlueprint], Inventory]  # builds the inventory once the blueprint is loaded
+# Only what `validate` needs is imported here: plan, apply and reset bring in rendering, SSH and git, which
+# would double the start-up of a validate run (bench/validate_startup.py). Each verb imports its own.
+InventoryFor = Callable[[LoadedBlueprint], "Inventory"]  # builds the inventory once the blueprint is loaded
 DEFAULT_PARALLEL = 16  # SSH sessions mostly wait on the network; 16 keep 2 cores busy on a no-op plan
 
 
@@ -71,6 +72,7 @@ def render(
     from umhctl.render import render_site
     from umhctl.render.output import write_render
     from umhctl.resolver import RedactedSecrets, SecretResolver
+    from umhctl.secrets import SecretStore
 
     loaded = load_blueprint(file)
     # A redacted render reads no secret and writes no store: CI renders for review with no secrets at all.
@@ -93,6 +95,8 @@ def render(
 
 
 def _source(loaded: LoadedBlueprint, inventory: Inventory | None) -> ArtifactSource:
+    from umhctl.artifacts import ArtifactCache, site_source
+
     source = inventory.artifacts if inventory is not None and inventory.artifacts is not None else None
     source = source or site_source(loaded.blueprint, loaded.path)
     # A hash from a SHA256SUMS comes without a size; the verified copy in the cache knows it (plan shows it).
@@ -105,6 +109,8 @@ def _source(loaded: LoadedBlueprint, inventory: Inventory | None) -> ArtifactSou
 
 def _pinned(loaded: LoadedBlueprint, source: ArtifactSource, hints: Hints) -> None:
     """Plan and apply need every artifact pinned: a device is never given an image nobody vouched for."""
+    from umhctl.artifacts import needed
+
     unpinned = [a.filename for a in needed(loaded.blueprint) if source.pin(a) is None]
     if unpinned:
         raise UmhctlError(
@@ -115,6 +121,8 @@ def _pinned(loaded: LoadedBlueprint, source: ArtifactSource, hints: Hints) -> No
 
 def _cached(loaded: LoadedBlueprint, source: ArtifactSource, hints: Hints) -> None:
     """A reset must be able to finish: the apply after its reboot may have to upload every image."""
+    from umhctl.artifacts import ArtifactCache, needed
+
     cache = ArtifactCache()
     missing = [a.filename for a in needed(loaded.blueprint) if not cache.has(source.require(a))]
     if missing:
@@ -133,13 +141,15 @@ def _targets(
     devices: list[str] | None,
     hints: Hints,
 ) -> list[Target]:
+    from umhctl.converge import Target
+    from umhctl.plan.planner import Stamp
     from umhctl.render import render_site
 
     source = _source(loaded, inventory)
     _pinned(loaded, source, hints)
     seal = secrets.sealer()
     targets = []
-    for r in render_site(loaded, secrets, source, devices=devices):
+    for r in render_site(loaded, secrets, source, devices=devices, first_boot=False):
         stamp = Stamp(version.commit, version.dirty, r.state.fingerprint(seal))
         disk = loaded.blueprint.device(r.device).install_disk
         targets.append(Target(r.device, inventory.endpoint(r.device), r.state, disk, seal, stamp))
@@ -147,6 +157,7 @@ def _targets(
 
 
 def _version(loaded: LoadedBlueprint) -> BlueprintVersion:
+    from umhctl.gitinfo import blueprint_version
     from umhctl.render import render_inputs
 
     return blueprint_version(loaded.path, render_inputs(loaded))
@@ -170,6 +181,8 @@ def _inventory(
 ) -> Inventory:
     """`via`: how to reach the devices for this run (management or tailscale); None: the blueprint's access.via.
     `management_hint`: the same command through the management addresses, for a device the tailnet cannot reach."""
+    from umhctl.inventory import blueprint_inventory
+
     found = blueprint_inventory(loaded, identity) if inventory is None else inventory(loaded).with_identity(identity)
     if (via or loaded.blueprint.access.via) != "tailscale":
         return found
@@ -191,6 +204,9 @@ def plan(
     reporter: Reporter | None = None,
     hints: Hints | None = None,
 ) -> PlanResult:
+    from umhctl.converge import ContentCache, Phases, plan_site, save_plan
+    from umhctl.secrets import SecretStore
+
     hints = hints or Hints()
     loaded = load_blueprint(file)
     version = _version(loaded)
@@ -222,7 +238,10 @@ def apply(
     hints: Hints | None = None,
 ) -> ApplyResult:
     """Plan (or load a saved plan), ask `confirm` (None: yes), execute. `file` None: the saved plan's blueprint."""
+    from umhctl.converge import ContentCache, Phases, apply_plan, load_plan, plan_site
+    from umhctl.plan.model import Plan
     from umhctl.runstate import last_failed, save_outcomes
+    from umhctl.secrets import SecretStore
 
     started = time.monotonic()
     hints = hints or Hints()
@@ -303,6 +322,8 @@ def _uncommitted_secrets(secrets: SecretStore, allow_dirty: bool, verb: str = "a
 
 
 def _unplanned(device: str, error: str | None) -> Outcome:
+    from umhctl.phases import Outcome
+
     return Outcome(device, ok=False, error=error, failed_phase="plan", failed_title="planning")
 
 
@@ -328,6 +349,8 @@ def reset_device(
     hints: Hints | None = None,
 ) -> ResetResult:
     """Rebuild one device. `confirm` gets what is about to happen and says yes or no (None: yes)."""
+    from umhctl.converge import ContentCache, Phases, Target
+    from umhctl.plan.planner import Stamp
     from umhctl.remote.ssh import key_fingerprint
     from umhctl.render import render_site
     from umhctl.render.ignition import ignition_json
@@ -341,6 +364,7 @@ def reset_device(
         validate_ignition,
         write_media,
     )
+    from umhctl.secrets import SecretStore
 
     hints = hints or Hints()
     loaded = load_blueprint(file)
@@ -437,7 +461,7 @@ def reset_device(
 def lock(file: Path, *, artifacts: ArtifactSource | None = None, download: bool = False) -> LockResult:
     """Pin every artifact the site needs by sha256 in its lock file (or `artifacts`' lock); entries no longer
     needed are dropped."""
-    from umhctl.artifacts import resolve
+    from umhctl.artifacts import LockFile, needed, resolve, site_source
 
     loaded = load_blueprint(file)
     source = artifacts or site_source(loaded.blueprint, loaded.path)
@@ -460,6 +484,8 @@ def lock(file: Path, *, artifacts: ArtifactSource | None = None, download: bool 
 
 def fetch(file: Path, *, artifacts: ArtifactSource | None = None, cache: ArtifactCache | None = None) -> FetchResult:
     """Download every pinned artifact into the local cache, verifying each hash (cached ones are verified again)."""
+    from umhctl.artifacts import ArtifactCache, needed, site_source
+
     loaded = load_blueprint(file)
     source = artifacts or site_source(loaded.blueprint, loaded.path)
     cache = cache or ArtifactCache()
@@ -522,6 +548,8 @@ def status(
 ) -> StatusResult:
     """Each device's health in one SSH round trip: reachable, applied commit vs HEAD, drift, failed units, k3s,
     Flatcar version (umhctl.sitestatus)."""
+    from umhctl.converge import plan_site
+    from umhctl.secrets import SecretStore
     from umhctl.sitestatus import StatusPhases, StatusResult, judge
 
     hints = hints or Hints()

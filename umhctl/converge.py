@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import secrets
@@ -135,8 +136,7 @@ class Phases:
         self.hints = hints
         self.force_unlock = force_unlock
         self.token = secrets.token_hex(8)
-        self.who = operator()
-        self.holder = f"{self.who}, pid {os.getpid()} on {socket.gethostname()} (umhctl {command})"
+        self.command = command
         self.when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
         self.check_render = Phase("check-render", "checking the plan against the render", self._check_render)
@@ -170,6 +170,15 @@ class Phases:
         )
         self.unlock = Phase("unlock", "unlocking", self._unlock, cleanup=True)
         self.disconnect = Phase("disconnect", "disconnecting", disconnect, cleanup=True)
+
+    @functools.cached_property
+    def who(self) -> str:
+        # Asked of git only when a lock is taken or a record written: a plan never needs it.
+        return operator()
+
+    @property
+    def holder(self) -> str:
+        return f"{self.who}, pid {os.getpid()} on {socket.gethostname()} (umhctl {self.command})"
 
     def plan_phases(self) -> list[Phase[DeviceRun]]:
         return [self.connect, self.probe, self.make_plan, self.disconnect]

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from umhctl.diagnostics import Diagnostic
-from umhctl.phases import Outcome
-from umhctl.plan.model import Plan
+
+if TYPE_CHECKING:  # annotations only: `validate` imports these results without planning machinery
+    from umhctl.phases import Outcome
+    from umhctl.plan.model import Plan
 
 
 @dataclass(frozen=True)

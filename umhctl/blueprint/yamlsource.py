@@ -1,21 +1,31 @@
 """Read a YAML document into plain Python data plus the position of every key and value.
 
-ruamel.yaml composes the node graph (which carries marks); we build the data ourselves so that duplicate
+A parser composes the node graph (which carries marks); we build the data ourselves so that duplicate
 keys are all reported (not only the first), odd tags are refused, and positions are kept for every path.
+
+Two parsers, one meaning. libyaml (through PyYAML's C `CParser`, composing only) is the fast path: it parses a
+500-device blueprint some 40 times faster than ruamel.yaml's pure-Python parser, and its node marks carry the
+same 0-based line and column (counted in characters). Scalars are resolved by YAML 1.2 rules, the ones
+ruamel.yaml applies (`_Resolver12`), not PyYAML's YAML 1.1 ones, so `on`, `yes` and `0644` keep their meaning.
+ruamel.yaml stays the reference: every document the fast path does not read cleanly (a syntax error, any
+diagnostic, a directive, a tab, a line break YAML 1.1 and 1.2 disagree on) is read again by ruamel.yaml, whose
+error marks and messages the hints below are written for. tests/test_yamlsource.py compares the two paths.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import MappingEndEvent, MappingStartEvent, SequenceEndEvent, SequenceStartEvent
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from ruamel.yaml.reader import ReaderError
+from typing import TYPE_CHECKING, Any
 
 from umhctl.diagnostics import Diagnostic, format_path
+
+if TYPE_CHECKING:
+    from ruamel.yaml.error import MarkedYAMLError
+
+# Nodes of either parser: both have `id` ("scalar", "sequence", "mapping"), `tag`, `value` and `start_mark`.
+Node = Any
 
 Path = tuple[str | int, ...]
 Pos = tuple[int, int]  # 1-based line, column
@@ -86,9 +96,10 @@ def _pos(node: Node) -> Pos:
 
 
 class _Builder:
-    def __init__(self, source: SourceMap, yaml: YAML) -> None:
+    def __init__(self, source: SourceMap, construct: Callable[[Node], Any], *, fast: bool = False) -> None:
         self.source = source
-        self.yaml = yaml
+        self.construct = construct
+        self.fast = fast
         self.diagnostics: list[Diagnostic] = []
         self.count = 0
         self.active: set[int] = set()
@@ -107,20 +118,28 @@ class _Builder:
         if id(node) in self.active:
             self.error(node, "recursive alias: a value cannot contain itself", path=path)
             return None
-        if isinstance(node, ScalarNode):
+        if node.id == "scalar":
+            if self.fast and not node.value and not node.style:
+                # An empty plain value (`key:`) has no text to point at: libyaml and ruamel.yaml put its mark
+                # in different places, and the reference parser's is the one users see.
+                raise _Unsure
+            if self.fast and node.style in ("|", ">") and node.value[:1] in ("", "\n"):
+                # Leading blank lines of a block scalar: ruamel.yaml refuses some that libyaml takes (spaces
+                # beyond the first line's indentation); the reference decides.
+                raise _Unsure
             return self.scalar(node, path)
         self.active.add(id(node))
         try:
-            if isinstance(node, SequenceNode):
+            if node.id == "sequence":
                 return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-            if isinstance(node, MappingNode):
+            if node.id == "mapping":
                 return self.mapping(node, path)
         finally:
             self.active.discard(id(node))
         self.error(node, f"unsupported YAML node {type(node).__name__}", path=path)
         return None
 
-    def scalar(self, node: ScalarNode, path: Path) -> Any:
+    def scalar(self, node: Node, path: Path) -> Any:
         tag = node.tag or ""
         if not _encodable(node.value):
             self.error(node, "text with invalid Unicode (an unpaired surrogate escape such as \\ud800)", path=path)
@@ -131,8 +150,8 @@ class _Builder:
         if tag in (_CORE + "int", _CORE + "float", _CORE + "bool", _CORE + "null"):
             self.source.raw[path] = node.value
             try:
-                return self.yaml.constructor.construct_object(node, deep=True)
-            except (YAMLError, ValueError, OverflowError):
+                return self.construct(node)
+            except (_ConstructError, ValueError, OverflowError):
                 self.error(node, f"cannot read {tag.removeprefix(_CORE)} value {node.value!r}", path=path)
                 return node.value
         self.error(
@@ -145,7 +164,7 @@ class _Builder:
 
     def key(self, node: Node, path: Path) -> str | None:
         """The key as text, or None (reported) when it is not a plain name."""
-        if not isinstance(node, ScalarNode) or node.tag not in (_CORE + "str", _CORE + "int"):
+        if node.id != "scalar" or node.tag not in (_CORE + "str", _CORE + "int"):
             self.error(node, "mapping keys must be plain names", path=path)
             return None
         if not _encodable(str(node.value)):
@@ -153,15 +172,15 @@ class _Builder:
             return None
         return str(node.value)
 
-    def mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
+    def mapping(self, node: Node, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
         seen: dict[str, Pos] = {}
         merged: list[tuple[Node, Node]] = []
         for key_node, value_node in node.value:
             if key_node.tag == _CORE + "merge":
-                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                sources = value_node.value if value_node.id == "sequence" else [value_node]
                 for src in sources:
-                    if isinstance(src, MappingNode):
+                    if src.id == "mapping":
                         merged.extend(src.value)
                     else:
                         self.error(src, "'<<' merge needs a mapping (or a list of mappings)", path=path)
@@ -193,6 +212,8 @@ class _Builder:
 
 
 def _encodable(text: str) -> bool:
+    if text.isascii():  # nearly every scalar; no surrogate is ASCII
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -213,9 +234,12 @@ def _too_deep(file: str, line: int, column: int) -> Diagnostic:
     return Diagnostic(file, line, column, f"nested deeper than {MAX_DEPTH} levels", hint="a blueprint nests ~10 levels")
 
 
-def _deep_position(yaml: YAML, text: str) -> tuple[int, int]:
+def _deep_position(yaml: Any, text: str) -> tuple[int, int]:
     """Where the nesting first goes deeper than MAX_DEPTH: composing recursed too deep to say it, the parser's event
     stream (not recursive) can."""
+    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.events import MappingEndEvent, MappingStartEvent, SequenceEndEvent, SequenceStartEvent
+
     depth = 0
     try:
         for event in yaml.parse(text):
@@ -230,8 +254,9 @@ def _deep_position(yaml: YAML, text: str) -> tuple[int, int]:
     return 1, 1
 
 
-def _reader_error(file: str, exc: ReaderError, text: str) -> Diagnostic:
-    """A character YAML does not allow (NUL, most control characters), at its line and column."""
+def _reader_error(file: str, exc: Any, text: str) -> Diagnostic:
+    """A character YAML does not allow (NUL, most control characters), at its line and column (`exc`: ruamel's
+    ReaderError)."""
     at = min(max(exc.position, 0), len(text))
     line = text.count("\n", 0, at) + 1
     column = at - (text.rfind("\n", 0, at) + 1) + 1
@@ -364,8 +389,42 @@ def _yaml_error(file: str, exc: MarkedYAMLError, text: str = "") -> Diagnostic:
     return Diagnostic(file, line, column, message, hint=hint)
 
 
+def _empty(file: str, source: SourceMap) -> Document:
+    hint = "a blueprint starts with 'apiVersion: umhctl/v1' and 'kind: SiteBlueprint'; see blueprints/demo-site.yaml"
+    return Document(None, source, [Diagnostic(file, 1, 1, "the file is empty", hint=hint)])
+
+
+class _Unsure(Exception):
+    """The fast path cannot vouch for a position: the reference parser reads the document instead."""
+
+
+def _build(
+    root: Node, file: str, source: SourceMap, construct: Callable[[Node], Any], *, fast: bool = False
+) -> Document:
+    builder = _Builder(source, construct, fast=fast)
+    try:
+        data = builder.build(root, ())
+    except _TooDeep as too_deep:
+        return Document(None, source, [_too_deep(file, *_pos(too_deep.node))])
+    except _TooLarge as too_large:
+        line, column = _pos(too_large.node)
+        message = f"the document holds more than {_MAX_NODES:,} values (each use of a YAML alias counts anew)"
+        return Document(None, source, [Diagnostic(file, line, column, message)])
+    return Document(data, source, builder.diagnostics)
+
+
 def parse_yaml(text: str, file: str) -> Document:
     """Parse `text`; syntax problems come back as diagnostics, never as exceptions."""
+    fast = _parse_fast(text, file)
+    return fast if fast is not None else _parse_reference(text, file)
+
+
+def _parse_reference(text: str, file: str) -> Document:
+    """ruamel.yaml's pure-Python parser: slower, but the one whose errors and marks the hints are written for."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
+
     source = SourceMap(file)
     yaml = YAML(typ="safe", pure=True)
     try:
@@ -379,27 +438,173 @@ def parse_yaml(text: str, file: str) -> Document:
     except YAMLError as exc:
         return Document(None, source, [Diagnostic(file, 1, 1, f"YAML error: {exc}")])
     if root is None:
-        return Document(
-            None,
-            source,
-            [
-                Diagnostic(
-                    file,
-                    1,
-                    1,
-                    "the file is empty",
-                    hint="a blueprint starts with 'apiVersion: umhctl/v1' and 'kind: SiteBlueprint'; "
-                    "see blueprints/demo-site.yaml",
-                )
-            ],
-        )
-    builder = _Builder(source, yaml)
+        return _empty(file, source)
+
+    def construct(node: Node) -> Any:
+        try:
+            return yaml.constructor.construct_object(node, deep=True)
+        except (YAMLError, KeyError, IndexError) as exc:  # `!!bool maybe`, `!!int ""`
+            raise _ConstructError from exc
+
+    return _build(root, file, source, construct)
+
+
+# What the fast path leaves to the reference parser, unread: directives (`%YAML 1.1` changes scalar meanings),
+# tabs (libyaml and ruamel.yaml accept them in different places), and the characters YAML 1.1 reads as line
+# breaks but YAML 1.2 does not (NEL, LS, PS), which would shift line numbers; a tag before an anchor
+# (`!!str &a x`), whose node ruamel.yaml marks at the anchor and libyaml at the tag.
+_NOT_FAST = re.compile("[\t\x85\u2028\u2029\ufeff]|^%|!\\S*[ ]+&", re.MULTILINE)
+
+
+def _parse_fast(text: str, file: str) -> Document | None:
+    """libyaml's reading of `text`, or None when the reference parser must read it (see the module doc)."""
+    if _NOT_FAST.search(text):
+        return None
+    loader = _fast_loader()
+    if loader is None:
+        return None
+    source = SourceMap(file)
     try:
-        data = builder.build(root, ())
-    except _TooDeep as too_deep:
-        return Document(None, source, [_too_deep(file, *_pos(too_deep.node))])
-    except _TooLarge as too_large:
-        line, column = _pos(too_large.node)
-        message = f"the document holds more than {_MAX_NODES:,} values (each use of a YAML alias counts anew)"
-        return Document(None, source, [Diagnostic(file, line, column, message)])
-    return Document(data, source, builder.diagnostics)
+        root = loader(text).get_single_node()
+    except Exception:  # any complaint at all: the reference parser says it properly
+        return None
+    if root is None:
+        return None
+    try:
+        doc = _build(root, file, source, _construct12, fast=True)
+    except _Unsure:
+        return None
+    return doc if not doc.diagnostics and doc.data is not None else None
+
+
+class _ConstructError(Exception):
+    """A scalar whose tag and text do not go together (`!!int abc`)."""
+
+
+_BOOLS = {"yes": True, "no": False, "y": True, "n": False, "true": True, "false": False, "on": True, "off": False}
+
+
+def _construct12(node: Node) -> Any:
+    """A core-schema scalar as ruamel.yaml's SafeConstructor builds it under YAML 1.2 (construct_yaml_int,
+    _float, _bool, _null in ruamel/yaml/constructor.py): `0644` is 644, `0o644` is 420, `1_000` is 1000."""
+    tag, text = node.tag, node.value
+    if tag == _CORE + "null":
+        return None
+    if tag == _CORE + "bool":
+        try:
+            return _BOOLS[text.lower()]
+        except KeyError:
+            raise _ConstructError(text) from None
+    digits = text.replace("_", "")
+    sign = -1 if digits[:1] == "-" else 1
+    if digits[:1] in ("+", "-"):
+        digits = digits[1:]
+    if tag == _CORE + "int":
+        if not digits:
+            raise _ConstructError(text)
+        if digits == "0":
+            return 0
+        for prefix, base in (("0b", 2), ("0x", 16), ("0o", 8)):
+            if digits.startswith(prefix):
+                return sign * int(digits[2:], base)
+        return sign * int(digits)
+    digits = digits.lower()
+    if digits == ".inf":
+        return sign * float("inf")
+    if digits == ".nan":
+        return float("nan")
+    return sign * float(digits)
+
+
+_loader_class: Any = None
+_STR, _SEQ, _MAP = _CORE + "str", _CORE + "seq", _CORE + "map"
+
+
+def _fast_loader() -> Any:
+    """PyYAML's libyaml parser with ruamel.yaml's YAML 1.2 resolver, or None without libyaml."""
+    global _loader_class
+    if _loader_class is None:
+        try:
+            from yaml.cyaml import CParser  # type: ignore[import-untyped, unused-ignore]
+            from yaml.nodes import ScalarNode, SequenceNode  # type: ignore[import-untyped, unused-ignore]
+            from yaml.resolver import BaseResolver  # type: ignore[import-untyped, unused-ignore]
+        except ImportError:
+            _loader_class = False
+            return None
+
+        class _Resolver12(BaseResolver):  # type: ignore[misc]
+            pass
+
+        for tag, pattern, first in _RESOLVERS_12:
+            _Resolver12.add_implicit_resolver(_CORE + tag, re.compile(pattern, re.X), list(first))
+
+        table = _Resolver12.yaml_implicit_resolvers
+
+        class _Loader(CParser, _Resolver12):  # type: ignore[misc]
+            def __init__(self, stream: str) -> None:
+                CParser.__init__(self, stream)
+                _Resolver12.__init__(self)
+
+            # BaseResolver.resolve with what a blueprint does not use left out (path resolvers): the parser
+            # calls it for every node, and the general version is most of the parse time.
+            def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+                if kind is ScalarNode:
+                    if implicit[0]:
+                        for tag, regexp in table.get(value[:1], ()):
+                            if regexp.match(value):
+                                return tag  # type: ignore[no-any-return]
+                    return _STR
+                return _SEQ if kind is SequenceNode else _MAP
+
+            def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+                pass
+
+            def ascend_resolver(self) -> None:
+                pass
+
+        _loader_class = _Loader
+    return _loader_class or None
+
+
+# ruamel.yaml's implicit resolvers for YAML 1.2, copied from ruamel/yaml/resolver.py (`implicit_resolvers`,
+# the entries whose versions include (1, 2)), in its order: (tag, pattern, first characters).
+_RESOLVERS_12 = [
+    ("bool", r"""^(?:true|True|TRUE|false|False|FALSE)$""", "tTfF"),
+    (
+        "float",
+        r"""^(?:
+         [-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        "-+0123456789.",
+    ),
+    (
+        "int",
+        r"""^(?:[-+]?0b[0-1_]+
+        |[-+]?0o?[0-7_]+
+        |[-+]?[0-9_]+
+        |[-+]?0x[0-9a-fA-F_]+)$""",
+        "-+0123456789",
+    ),
+    ("merge", r"^(?:<<)$", "<"),
+    (
+        "null",
+        r"""^(?: ~
+        |null|Null|NULL
+        | )$""",
+        ["~", "n", "N", ""],
+    ),
+    (
+        "timestamp",
+        r"""^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+        |[0-9][0-9][0-9][0-9] -[0-9][0-9]? -[0-9][0-9]?
+        (?:[Tt]|[ \t]+)[0-9][0-9]?
+        :[0-9][0-9] :[0-9][0-9] (?:\.[0-9]*)?
+        (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$""",
+        "0123456789",
+    ),
+    ("value", r"^(?:=)$", "="),
+    ("yaml", r"^(?:!|&|\*)$", "!&*"),
+]

@@ -1,7 +1,9 @@
 """The umhctl command line: a thin typer layer that maps options onto umhctl.api and results onto views."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads every command's signature on each start (also for
+# --help), and evaluating string annotations again there costs more than the annotations cost at import.
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -54,9 +56,13 @@ app.add_typer(secrets_app, name="secrets")
 DEFAULT_PARALLEL = 16  # umhctl.api.DEFAULT_PARALLEL, repeated so --help does not import the library
 
 
+def _print_version() -> None:
+    typer.echo(f"umhctl {__version__}")
+
+
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"umhctl {__version__}")
+        _print_version()
         raise typer.Exit()
 
 
@@ -158,7 +164,7 @@ ParallelOpt = Annotated[
 ]
 
 
-def _inventory(sim: bool) -> InventoryFor | None:
+def _inventory(sim: bool) -> "InventoryFor | None":
     """The simulated site's inventory with --sim (the only place the production commands meet the simulator)."""
     if not sim:
         return None
@@ -167,7 +173,7 @@ def _inventory(sim: bool) -> InventoryFor | None:
     return sim_inventory
 
 
-def _hints(file: Path | None, sim: bool, identity: Path | None, via: Via | None = None) -> Hints:
+def _hints(file: Path | None, sim: bool, identity: Path | None, via: Via | None = None) -> "Hints":
     from umhctl.hints import Hints
 
     selection = [*(["-f", str(file)] if file is not None else []), *(["--sim"] if sim else [])]
@@ -176,7 +182,7 @@ def _hints(file: Path | None, sim: bool, identity: Path | None, via: Via | None 
     return Hints(tuple(selection))
 
 
-def _reporter() -> ConsoleReporter:
+def _reporter() -> "ConsoleReporter":
     from umhctl.cli import views
     from umhctl.cli.progress import ConsoleReporter
 
@@ -283,7 +289,7 @@ def apply(
 
     shown: list[Plan] = []
 
-    def confirm(work: Plan) -> bool:
+    def confirm(work: "Plan") -> bool:
         if output is Output.text:
             views.show_plan(PlanResult(work))
             shown.append(work)
@@ -662,4 +668,12 @@ def reset_device(
 
 
 def main() -> None:
+    # No third-party pydantic plugins hook into the blueprint models of this command line (pydantic/plugin/
+    # _loader.py honours this switch); looking for them reads the metadata of every installed distribution.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    if sys.argv[1:] == ["--version"]:
+        # What the eager --version option prints, without typer first building every command's parameters
+        # from its signature (bench/cli_startup.py).
+        _print_version()
+        return
     app(prog_name="umhctl")  # also under `python -m umhctl`: usage lines and hints name the command people type

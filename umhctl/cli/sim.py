@@ -4,7 +4,8 @@ Shared flags and the error boundary come from umhctl.cli.options, as for the mai
 umhctl.sim.api.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads every command's signature on each start (also for
+# --help), and evaluating string annotations again there costs more than the annotations cost at import.
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -135,7 +136,7 @@ def _address(address: str, port: int) -> str:
     return address if port == 22 else f"{address}:{port}"
 
 
-def _show_up(result: SimUpResult) -> None:
+def _show_up(result: "SimUpResult") -> None:
     from rich.markup import escape
     from rich.table import Table
 
@@ -166,7 +167,7 @@ def _show_up(result: SimUpResult) -> None:
         )
 
 
-def _show_status(result: SimStatusResult) -> None:
+def _show_status(result: "SimStatusResult") -> None:
     from rich.markup import escape
     from rich.table import Table
 

@@ -57,33 +57,49 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def show_diagnostics(diagnostics: list[Diagnostic], *, stderr: bool = False) -> None:
+# What rich removes from printed text (rich/control.py, STRIP_CONTROL_CODES): bell, backspace, VT, FF, CR.
+_RICH_STRIPS = dict.fromkeys([7, 8, 11, 12, 13])
+
+Line = list[tuple[str, str | None]]  # (text, rich style or None) segments of one line
+
+
+def _print(stderr: bool, lines: list[Line]) -> None:
+    """Print styled lines. Into a pipe or a file rich prints the text unchanged (no colour, no wrapping, control
+    codes stripped), so there it is written directly, and a `validate` in CI or a script does not pay for
+    importing rich. Tabs go through rich, which expands them by display width."""
+    stream = sys.stderr if stderr else sys.stdout
+    plain = ["".join(text for text, _ in line) for line in lines]
+    if not stream.isatty() and not any("\t" in text for text in plain):
+        stream.write("".join(text.translate(_RICH_STRIPS) + "\n" for text in plain))
+        return
     from rich.markup import escape
 
     out = console(stderr)
+    for line in lines:
+        out.print("".join(f"[{style}]{escape(text)}[/{style}]" if style else escape(text) for text, style in line))
+
+
+def show_diagnostics(diagnostics: list[Diagnostic], *, stderr: bool = False) -> None:
+    lines: list[Line] = []
     for d in diagnostics:
         colour = "red" if d.severity == "error" else "yellow"
-        out.print(
-            f"[bold]{escape(d.file)}:{d.line}:{d.column}:[/bold] [{colour}]{d.severity}:[/{colour}] {escape(d.message)}"
-        )
+        lines.append([(f"{d.file}:{d.line}:{d.column}:", "bold"), (" ", None), (f"{d.severity}:", colour)])
+        lines[-1].append((f" {d.message}", None))
         if d.hint:
-            out.print(f"  [cyan]hint:[/cyan] {escape(d.hint)}")
+            lines.append([("  ", None), ("hint:", "cyan"), (f" {d.hint}", None)])
+    _print(stderr, lines)
 
 
 def show_error(message: str, hint: str | None = None) -> None:
-    from rich.markup import escape
-
-    out = console(stderr=True)
-    out.print(f"[red]error:[/red] {escape(message)}")
+    lines: list[Line] = [[("error:", "red"), (f" {message}", None)]]
     if hint:
-        out.print(f"  [cyan]hint:[/cyan] {escape(hint)}")
+        lines.append([("  ", None), ("hint:", "cyan"), (f" {hint}", None)])
+    _print(True, lines)
 
 
 def show_line(text: str, *, stderr: bool = False) -> None:
     """One line for people; with stderr=True it stays out of the way of JSON on stdout."""
-    from rich.markup import escape
-
-    console(stderr).print(escape(text))
+    _print(stderr, [[(text, None)]])
 
 
 # -- one text view per result -----------------------------------------------------------------------------------

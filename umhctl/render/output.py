@@ -30,10 +30,24 @@ def write_render(render: DeviceRender, out: Path, seal: Callable[[str], str] | N
     mode = 0o600 if render.carries_secrets else 0o644
     _write(target / "ignition.json", ignition_json(render.ignition).encode(), mode)
     _write(target / "butane.yaml", render.butane.encode(), mode)
-    rootfs = target / "rootfs"
+    rootfs = (target / "rootfs").resolve()
     try:
-        for f in render.state.files:
-            _write(_inside(rootfs, f.path), f.content, 0o600 if f.secret else f.mode)
+        # Files first, into the directory just made: nothing in it is a symlink yet, so a lexical check keeps
+        # every file inside. Links come after, each checked against the real filesystem (a link's parent could be
+        # a link).
+        files = [(_lexically_inside(rootfs, f.path), f) for f in render.state.files]
+        # Every directory made once, parents first: mkdir is the slowest call of a large render (metadata
+        # writes), and mkdir(parents=True, exist_ok=True) per file asks again for every file and every level.
+        dirs: set[Path] = set()
+        for path, _ in files:
+            parent = path.parent
+            while parent != rootfs.parent and parent not in dirs:  # up to rootfs itself
+                dirs.add(parent)
+                parent = parent.parent
+        for directory in sorted(dirs, key=lambda d: len(d.parts)):
+            directory.mkdir()
+        for path, f in files:
+            _write(path, f.content, 0o600 if f.secret else f.mode, mkdir=False)
         for link in render.state.links:
             path = _inside(rootfs, link.path)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,8 +69,16 @@ def _inside(rootfs: Path, device_path: str) -> Path:
     return path
 
 
-def _write(path: Path, content: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _lexically_inside(rootfs: Path, device_path: str) -> Path:
+    relative = os.path.normpath(device_path.lstrip("/"))
+    if relative in (".", "..") or relative.startswith(("../", "/")):
+        raise UmhctlError(f"refusing to write {device_path}: it leads outside {rootfs}")
+    return rootfs / relative
+
+
+def _write(path: Path, content: bytes, mode: int, *, mkdir: bool = True) -> None:
+    if mkdir:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as handle:
         handle.write(content)

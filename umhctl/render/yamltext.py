@@ -17,6 +17,7 @@ _PLAIN = re.compile(r"[A-Za-z0-9_/.$][A-Za-z0-9_./@+=,()$-]*(?: [A-Za-z0-9_./@+=
 # Text some YAML reader (1.1 or 1.2) would turn into a number, a date, a boolean or null.
 _NOT_TEXT = re.compile(r"[-+]?[0-9._][0-9._:eE+-]*|0[xXoObB][0-9a-fA-F_]+|[-+]?\.(inf|nan)|=", re.IGNORECASE)
 _UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f]")  # below " ", except tab and line feed
 _WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
 
 
@@ -24,7 +25,18 @@ class Octal(int):
     """A file mode written the way Butane's documentation writes it (`mode: 0644`); go-yaml reads it as octal."""
 
 
+# Short texts as written, by text: a large site repeats the same keys and values on every device.
+_SHORT_TEXT: dict[str, str] = {}
+
+
 def _scalar(value: Any) -> str:
+    if type(value) is str:
+        written = _SHORT_TEXT.get(value)
+        if written is None:
+            written = _text(value)
+            if len(value) <= 64:
+                _SHORT_TEXT[value] = written
+        return written
     if isinstance(value, Octal):
         return f"0{value:o}"
     if value is None:
@@ -36,10 +48,14 @@ def _scalar(value: Any) -> str:
     if isinstance(value, float):
         return json.dumps(value) if value == value and abs(value) != float("inf") else _special_float(value)
     if isinstance(value, str):
-        if _PLAIN.fullmatch(value) and not _NOT_TEXT.fullmatch(value) and value.lower() not in _WORDS:
-            return value
-        return _quoted(value)
+        return _text(value)
     raise TypeError(f"cannot write {type(value).__name__} as YAML")
+
+
+def _text(value: str) -> str:
+    if _PLAIN.fullmatch(value) and not _NOT_TEXT.fullmatch(value) and value.lower() not in _WORDS:
+        return value
+    return _quoted(value)
 
 
 def _quoted(text: str) -> str:
@@ -56,12 +72,7 @@ def _special_float(value: float) -> str:
 
 def _literal(text: str, indent: int) -> str | None:
     """A literal block for multi-line text, or None where one cannot hold it exactly."""
-    if (
-        "\n" not in text
-        or text.startswith((" ", "\n"))
-        or any(c < " " and c not in "\n\t" for c in text)
-        or _UNSAFE.search(text)
-    ):
+    if "\n" not in text or text.startswith((" ", "\n")) or _CONTROL.search(text) or _UNSAFE.search(text):
         return None
     if text.endswith("\n\n"):
         chomp = "+"

@@ -1,0 +1,87 @@
+"""Text views into a pipe skip rich, and must print exactly what rich would have printed there."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+from rich.markup import escape
+
+from umhctl.cli import views
+from umhctl.diagnostics import Diagnostic
+
+_text = (
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\t"), max_size=40)
+    | st.sampled_from(
+        ["[bold]x[/bold]", "a\\b", "\\[red]", "[/]", "\r\n", "\x07\x08\x0b\x0c", ":smile:", "é😀", "[link=x]y"]
+    )
+).filter(lambda text: not text.endswith("\\"))
+# rich prints a trailing backslash twice (escape() adds one so that it cannot escape a closing tag); the pipe
+# gets the text as it is. Everything else must match exactly.
+
+
+def _rich(markup_lines: list[str]) -> str:
+    out = io.StringIO()
+    console = Console(file=out, highlight=False, soft_wrap=True, no_color=True, emoji=False)
+    for line in markup_lines:
+        console.print(line)
+    return out.getvalue()
+
+
+def _piped(show: object, *args: object) -> str:
+    out = io.StringIO()  # not a terminal: the plain path
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        show(*args)  # type: ignore[operator]
+    return out.getvalue()
+
+
+@settings(max_examples=200, deadline=None)
+@given(_text, _text, st.sampled_from(["error", "warning"]), st.booleans())
+def test_diagnostics_into_a_pipe_read_as_rich_prints_them(message: str, hint: str, severity: str, hinted: bool) -> None:
+    d = Diagnostic("f [x].yaml", 3, 4, message, hint=hint if hinted else None, severity=severity)  # type: ignore[arg-type]
+    colour = "red" if severity == "error" else "yellow"
+    expected = [f"[bold]{escape('f [x].yaml:3:4:')}[/bold] [{colour}]{severity}:[/{colour}] {escape(message)}"]
+    if hinted and hint:  # an empty hint is no hint
+        expected.append(f"  [cyan]hint:[/cyan] {escape(hint)}")
+    assert _piped(views.show_diagnostics, [d]) == _rich(expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_text, _text)
+def test_errors_and_lines_into_a_pipe_read_as_rich_prints_them(message: str, hint: str) -> None:
+    expected = [f"[red]error:[/red] {escape(message)}"] + ([f"  [cyan]hint:[/cyan] {escape(hint)}"] if hint else [])
+    assert _piped(views.show_error, message, hint) == _rich(expected)
+    assert _piped(views.show_line, message) == _rich([escape(message)])
+
+
+def test_validate_into_a_pipe_does_not_import_rich() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = (
+        "import sys; from umhctl.cli import main\n"
+        "sys.argv = ['umhctl', 'validate', '-f', 'blueprints/demo-site.yaml']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout
+    assert "blueprints/demo-site.yaml: valid" in done.stdout
+
+
+def test_version_prints_the_version_both_ways() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from umhctl import __version__
+
+    root = Path(__file__).resolve().parent.parent
+    for argv in (["--version"], ["--debug", "--version"]):  # the short way, and through typer's eager option
+        done = subprocess.run([sys.executable, "-m", "umhctl", *argv], cwd=root, capture_output=True, text=True)
+        assert (done.returncode, done.stdout, done.stderr) == (0, f"umhctl {__version__}\n", ""), argv
