@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from umhctl.facts import RECORD, Facts, PathFact, Seal
+from umhctl.facts import LOCK_DIR, RECORD, TEMP_NAME, Facts, LockFact, PathFact, Seal
 from umhctl.plan.model import Action, Change, DevicePlan
 from umhctl.render.desired import DesiredState, File, Link
 
@@ -31,6 +31,7 @@ SYSTEMD_DIRS = ("/etc/systemd/system/", "/etc/systemd/system.conf.d/")
 DIFF_LINES = 80  # longer diffs are collapsed in the plan
 
 ContentLookup = Callable[[str], bytes | None]  # sha256 -> content, when known locally
+HolderGone = Callable[[str], bool]  # lock holder text -> its process is known to be gone (umhctl.lockholder)
 
 
 @dataclass(frozen=True)
@@ -246,10 +247,30 @@ def _artifact_changes(desired: DesiredState, facts: Facts) -> tuple[list[Change]
         restarts.update(a.restarts)
     directories = {a.path.rsplit("/", 1)[0] + "/" for a in desired.artifacts}
     for path, fact in sorted(facts.paths.items()):
+        if TEMP_NAME.fullmatch(path.rsplit("/", 1)[-1]):
+            continue  # an interrupted upload's temp file: listed with the leftovers (_leftover_changes)
         if path.startswith(tuple(directories)) and path not in wanted and fact.kind in ("file", "link"):
             reason = "no longer needed: removed once the new image is in use"
             changes.append(Change(Action.DELETE, "artifact", path, reason, _fact_attrs(fact), None))
     return changes, restarts
+
+
+def _lock_change(lock: LockFact, holder_gone: HolderGone) -> Change:
+    """A lock another run holds: a live apply's, or one a dead run left (apply --force-unlock clears it)."""
+    who = lock.holder or "an unknown run"
+    dead = bool(lock.holder) and holder_gone(lock.holder)
+    if dead:
+        reason = f"held for {lock.age} s by {who}, which is no longer running: its apply was interrupted"
+    else:
+        reason = f"held for {lock.age} s by {who}: an apply is running, or one died and left it"
+    before = {"holder": lock.holder or None, "held_seconds": lock.age, "holder_gone": dead}
+    return Change(Action.DELETE, "lock", LOCK_DIR, reason, before, None)
+
+
+def _leftover_changes(facts: Facts) -> list[Change]:
+    """Temp files of an interrupted apply (umhctl's exact name shape, next to managed paths): removed."""
+    reason = "temp file an interrupted apply left behind"
+    return [Change(Action.DELETE, "leftover", path, reason, {"type": "temp file"}, None) for path in facts.leftovers]
 
 
 def plan_device(
@@ -261,7 +282,10 @@ def plan_device(
     lookup: ContentLookup,
     seal: Seal,
     stamp: Stamp,
+    lock_token: str = "",
+    holder_gone: HolderGone = lambda holder: False,
 ) -> DevicePlan:
+    """`lock_token`: the token of the run making this plan (a lock it holds itself is not a change)."""
     recorded = facts.recorded_files()
     sealed = secret_paths(desired, facts)
     changes: list[Change] = []
@@ -298,6 +322,7 @@ def plan_device(
         )
         restarts.update(recorded.get(path, {}).get("restarts", []))
         daemon_reload |= path.startswith(SYSTEMD_DIRS)
+    changes += _leftover_changes(facts)
     if not any(c.kind in ("file", "link", "artifact") for c in changes):
         # With file changes the record is rewritten anyway; alone, it is a change of its own.
         record = _record_change(facts, stamp, len(wanted), forgotten)
@@ -329,6 +354,8 @@ def plan_device(
         )
         for unit in sorted(restarts | failed, key=_restart_order)
     ]
+    if facts.lock is not None and not (lock_token and facts.lock.token == lock_token):
+        changes.insert(0, _lock_change(facts.lock, holder_gone))
     warnings = []
     if any(c.target.startswith("/etc/systemd/network/") for c in changes):
         warnings.append("network configuration changes: systemd-networkd restarts and the connection may drop")

@@ -73,7 +73,33 @@ for u in "${units[@]}"; do
   enabled=$(systemctl is-enabled -- "$u" 2>/dev/null)
   printf '%%s\t%%s\t%%s\n' "$u" "$active" "$enabled"
 done
-%(extra)secho E
+%(lockfacts)s%(leftovers)s%(extra)secho E
+"""
+
+# Section L: the device lock when one is there (see _LOCK): owner file, its age, the holder (base64).
+_PROBE_LOCK = r"""echo L
+L=%(lock)s
+if [ -e "$L" ] || [ -L "$L" ]; then
+  o=''
+  for f in "$L"/token.* "$L"/info; do [ -f "$f" ] && { o=$f; break; }; done
+  since=$(stat -c %%Z -- "${o:-$L}" 2>/dev/null) || since=$(date +%%s)
+  who=''
+  if [ "${o##*/}" = info ]; then who=$(tail -n +2 -- "$o" | base64 -w0)
+  elif [ -n "$o" ]; then who=$(base64 -w0 < "$o"); fi
+  name=${o##*/}
+  printf '%%s\t%%s\t%%s\n' "${name:--}" "$(( $(date +%%s) - since ))" "${who:--}"
+fi
+"""
+
+# Section T: umhctl's own temp files (TEMP_PREFIX...tmp) in the directories of the managed paths and in its state
+# directory: what an interrupted apply leaves. The exact name shape is checked again by the parser (TEMP_NAME).
+_PROBE_LEFTOVERS = r"""echo T
+declare -A dirs_seen=([%(state)s]=1)
+for p in "${paths[@]}"; do d=${p%%/*}; dirs_seen[${d:-/}]=1; done
+for d in "${!dirs_seen[@]}"; do
+  [ -d "$d" ] && [ ! -L "$d" ] && find "$d" -mindepth 1 -maxdepth 1 -name '%(prefix)s*.tmp' \( -type f -o -type l \) \
+    -printf '%%p\n' 2>/dev/null
+done
 """
 
 # `umhctl status` asks a little more in the same round trip (section X): the OS version (os-release(5) VERSION_ID,
@@ -100,7 +126,8 @@ def probe(
     paths: Sequence[str], units: Sequence[str], dirs: Sequence[str] = (), *, status_units: Sequence[str] | None = None
 ) -> str:
     """Print the facts of `paths`, of what the last apply managed, and of everything in `dirs`: sections P, S,
-    R, U, E. With `status_units` (the k3s units), also section X for `umhctl status`, before E."""
+    R, U, the lock (L) and umhctl's leftover temp files (T), E. With `status_units` (the k3s units), also
+    section X for `umhctl status`, before E."""
     extra = "" if status_units is None else _STATUS % {"k3s": " ".join(q(u) for u in status_units) or '""'}
     return _HEAD_LENIENT + _PROBE % {
         "paths": " ".join(q(p) for p in paths),
@@ -108,6 +135,8 @@ def probe(
         "managed": MANAGED_LIST,
         "record": RECORD,
         "units": " ".join(q(u) for u in units),
+        "lockfacts": _PROBE_LOCK % {"lock": LOCK_DIR},
+        "leftovers": _PROBE_LEFTOVERS % {"state": STATE_DIR, "prefix": TEMP_PREFIX},
         "extra": extra,
     }
 
@@ -245,12 +274,15 @@ def write(
     """
     files = {f.path: f for f in desired.files}
     links = {link.path: link for link in desired.links}
+    # An interrupted apply's temp files go first: they are nobody's files, and they may be what filled the disk.
+    leftovers = [f"rm -f -- {q(c.target)}" for c in changes if c.kind == "leftover" and c.action is Action.DELETE]
     lines = [
         _MKDIRS.rstrip("\n"),
         "staged=(); renames=()",
         # Until everything is staged, a failure removes the temp files and leaves the device unchanged.
         'cleanup() { for t in "${staged[@]}"; do rm -f -- "$t"; done; }',
         "trap cleanup EXIT",
+        *leftovers,
     ]
     metadata_only: list[str] = []
     deletes: list[str] = []
