@@ -6,6 +6,7 @@ Against the simulated site (real sshd, real files). Tests run in order; each lea
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 from umhctl.sim.state import SimSite
 
-from .conftest import needs_simulated_devices, simulated_demo_site
+from .conftest import git, needs_simulated_devices, simulated_demo_site
 from .test_converge import Site
 
 pytestmark = needs_simulated_devices
@@ -125,3 +126,98 @@ def test_leftover_temp_files_are_shown_and_removed_and_nothing_else_is(site: Sit
         assert site.device_file("edge-02", path).read_text() == "someone else's\n"
         site.device_file("edge-02", path).unlink()
     assert site.plan("--detailed-exitcode")[0] == 0
+
+
+# -- transitions between file and directory, and the directories umhctl created --------------------------------
+
+ENTRY = """
+  - path: {path}
+    template: files/journald-retention.conf.j2
+    devices: [edge-01]
+    vars: {{max_use: 1G, max_retention: 1week}}
+"""
+
+
+def set_extra_file(site: Site, path: str | None, message: str) -> None:
+    text = site.blueprint.read_text()
+    start = text.index("\nfiles:\n") + len("\nfiles:\n")
+    marker = "  # test entry\n"
+    if marker in text:
+        end = text.index(marker)
+        text = text[:end] + text[text.index("\n", text.index("vars:", end)) + 1 :]
+    if path is not None:
+        text = text[:start] + marker + ENTRY.format(path=path).lstrip("\n") + text[start:]
+    site.blueprint.write_text(text)
+    git(site.repo, "commit", "-qam", message)
+
+
+def converges_in_one_apply(site: Site) -> dict:
+    code, plan = site.plan("--detailed-exitcode")
+    assert code == 2
+    code, out = site.apply()
+    assert code == 0, out
+    code, after = site.plan("--detailed-exitcode")
+    assert code == 0, after
+    return plan
+
+
+def test_file_to_directory_and_back_converge_in_one_apply_each(site: Site) -> None:
+    created = site.device_file("edge-01", "/var/lib/umhctl/created-dirs.list")
+    set_extra_file(site, "/opt/acme/app/conf", "a file")
+    converges_in_one_apply(site)
+    assert site.device_file("edge-01", "/opt/acme/app/conf").is_file()
+    assert {"/opt/acme", "/opt/acme/app"} <= set(created.read_text().split())
+
+    set_extra_file(site, "/opt/acme/app/conf/main.conf", "the file becomes a directory")
+    plan = converges_in_one_apply(site)
+    found = {(c["action"], c["target"]) for c in changes(plan, "edge-01")}
+    assert {("+", "/opt/acme/app/conf/main.conf"), ("-", "/opt/acme/app/conf")} <= found
+    assert "1G" in site.device_file("edge-01", "/opt/acme/app/conf/main.conf").read_text()
+
+    set_extra_file(site, "/opt/acme/app/conf", "the directory becomes a file again")
+    plan = converges_in_one_apply(site)
+    replace = next(c for c in changes(plan, "edge-01") if c["target"] == "/opt/acme/app/conf")
+    assert replace["action"] == "±" and replace["before"]["removable"] is True
+    assert site.device_file("edge-01", "/opt/acme/app/conf").is_file()
+
+    set_extra_file(site, None, "the file goes")
+    plan = converges_in_one_apply(site)
+    dirs = [c["target"] for c in changes(plan, "edge-01") if c["kind"] == "directory"]
+    assert dirs == ["/opt/acme/app", "/opt/acme"], "umhctl's empty directories go, the deepest first"
+    assert not site.device_file("edge-01", "/opt/acme").exists()
+    assert site.device_file("edge-01", "/opt").is_dir(), "never a directory umhctl did not create"
+    assert "/opt/acme" not in created.read_text().split()
+
+
+def test_a_directory_umhctl_did_not_create_is_never_removed(site: Site) -> None:
+    foreign = site.device_file("edge-01", "/opt/vendor/conf")
+    foreign.mkdir(parents=True)
+    set_extra_file(site, "/opt/vendor/conf", "a file where the vendor's directory is")
+    code, plan = site.plan("--detailed-exitcode")
+    replace = next(c for c in changes(plan, "edge-01") if c["target"] == "/opt/vendor/conf")
+    assert replace["before"]["removable"] is False and "never deletes" in replace["reason"]
+    code, out = site.apply()
+    assert code == 1 and "never deletes such a directory" in out and "nothing was changed" in out
+    assert foreign.is_dir()
+    foreign.rmdir()
+    assert site.apply()[0] == 0
+    set_extra_file(site, None, "no vendor file")
+    assert site.apply()[0] == 0
+    assert site.device_file("edge-01", "/opt/vendor").is_dir(), "made by hand: kept although empty"
+    site.device_file("edge-01", "/opt/vendor").rmdir()
+    assert site.plan("--detailed-exitcode")[0] == 0
+
+
+def test_file_to_link_and_link_to_file_converge_in_one_apply(site: Site) -> None:
+    record = json.loads(site.device_file("edge-01", "/var/lib/umhctl/applied.json").read_text())
+    link_path, link_target = next(iter(record["links"].items()))
+    link = site.device_file("edge-01", link_path)
+    link.unlink()
+    link.write_text("a file where a link belongs\n")
+    hostname = site.device_file("edge-01", "/etc/hostname")
+    hostname.unlink()
+    hostname.symlink_to("/etc/os-release")
+    plan = converges_in_one_apply(site)
+    assert {(c["action"], c["target"]) for c in changes(plan, "edge-01")} >= {("±", link_path), ("±", "/etc/hostname")}
+    assert os.readlink(link) == link_target
+    assert not hostname.is_symlink() and hostname.read_text() == "edge-01\n"

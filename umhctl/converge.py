@@ -93,11 +93,12 @@ EXECUTABLE = {
     "record": {Action.CREATE, Action.UPDATE},
     "unit": {Action.RESTART},
     "refresh": {Action.RESTART},
+    "directory": {Action.DELETE},  # only directories apply created, left empty (rmdir)
     "lock": {Action.DELETE},  # carried out by taking the lock over (apply --force-unlock), then unlocking
     "leftover": {Action.DELETE},
 }
 UPLOADS = (Action.CREATE, Action.UPDATE, Action.REPLACE)
-WRITES = ("file", "link", "record", "leftover")  # the kinds of change the write script carries out
+WRITES = ("file", "link", "record", "leftover", "directory")  # the kinds of change the write script carries out
 
 
 def uploads(plan: DevicePlan | None) -> list[Change]:
@@ -277,6 +278,19 @@ class Phases:
         refused = [c for c in run.plan.changes if c.action not in EXECUTABLE.get(c.kind, set())]
         # Only umhctl's own temp files are ever removed as leftovers, whatever a (saved) plan says.
         refused += [c for c in run.plan.changes if c.kind == "leftover" and not _is_temp(c.target)]
+        kept = [
+            c.target
+            for c in run.plan.changes
+            if c.action is Action.REPLACE
+            and (c.before or {}).get("type") == "directory"
+            and not (c.before or {}).get("removable")
+        ]
+        if kept and not refused:
+            raise UmhctlError(
+                f"a directory stands where a file belongs ({', '.join(kept)}); umhctl did not create it, or it "
+                f"holds other files, and umhctl never deletes such a directory; nothing was changed on {run.device}",
+                hint="move it away by hand (or change the blueprint), then apply again",
+            )
         missing = [c for c in uploads(run.plan) if not self._cached(c)]
         if missing and not refused:
             names = ", ".join(str((c.after or {}).get("name") or c.target) for c in missing)

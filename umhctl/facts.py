@@ -16,6 +16,9 @@ STATE_DIR = "/var/lib/umhctl"
 RECORD = f"{STATE_DIR}/applied.json"
 MANAGED_LIST = f"{STATE_DIR}/managed.list"  # one path per line: what the record owns, readable by the probe
 LOCK_DIR = f"{STATE_DIR}/lock.d"
+# One directory per line that apply created for a managed path: the only directories umhctl ever removes (when
+# they are left empty). A directory Ignition, the OS or an admin made is never on it.
+CREATED_DIRS = f"{STATE_DIR}/created-dirs.list"
 # The name of every temp file umhctl stages (remote.scripts._temp: TEMP_PREFIX, the run's hex token, an index):
 # an interrupted apply's leftovers are recognised by this exact shape and nothing else is ever taken for one.
 TEMP_NAME = re.compile(r"\.umhctl-[0-9a-f]+-[0-9]+\.tmp")
@@ -54,6 +57,7 @@ class Facts:
     units: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (is-active, is-enabled)
     lock: LockFact | None = None  # a held device lock (not part of the fingerprint: taking it changes it)
     leftovers: tuple[str, ...] = ()  # temp files of interrupted applies in the directories of managed paths
+    created_dirs: dict[str, int] = field(default_factory=dict)  # directories apply created -> entries in them
 
     def path(self, path: str) -> PathFact:
         return self.paths.get(path, PathFact("absent"))

@@ -6,6 +6,7 @@ knows the device's current content (it holds what umhctl applied before), and ne
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -267,6 +268,45 @@ def _lock_change(lock: LockFact, holder_gone: HolderGone) -> Change:
     return Change(Action.DELETE, "lock", LOCK_DIR, reason, before, None)
 
 
+def _ancestors(path: str) -> set[str]:
+    parts = path.split("/")
+    return {"/".join(parts[:n]) for n in range(2, len(parts))}
+
+
+def _directory_changes(desired: DesiredState, facts: Facts, changes: list[Change]) -> list[Change]:
+    """Directories apply created (and only those) that the plan's deletions leave empty: removed too, the deepest
+    first. A directory standing where a file or symlink belongs is replaceable only when it is such a one; the
+    REPLACE change says whether it is ("removable"), and apply refuses it otherwise."""
+    paths = (
+        [f.path for f in desired.files] + [link.path for link in desired.links] + [a.path for a in desired.artifacts]
+    )
+    keep = set().union(*(_ancestors(p) for p in paths))
+    gone = {c.target for c in changes if c.action is Action.DELETE and c.kind in ("file", "link", "leftover")}
+    removable: list[str] = []
+    for directory in sorted(facts.created_dirs, key=lambda d: (-d.count("/"), d)):
+        inside = sum(1 for p in gone if p.rsplit("/", 1)[0] == directory)
+        if directory not in keep and inside >= facts.created_dirs[directory]:
+            gone.add(directory)
+            removable.append(directory)
+    replaced = {c.target for c in changes if c.action is Action.REPLACE and (c.before or {}).get("type") == "directory"}
+    for i, change in enumerate(changes):
+        if change.target in replaced:
+            ok = change.target in removable
+            reason = change.reason + (
+                "; umhctl created it, and it is left empty"
+                if ok
+                else "; umhctl did not create it (or it holds other files) and never deletes such a directory: "
+                "move it away by hand"
+            )
+            changes[i] = dataclasses.replace(change, reason=reason, before={**(change.before or {}), "removable": ok})
+    reason = "umhctl created it for files it no longer manages; left empty"
+    return [
+        Change(Action.DELETE, "directory", d, reason, {"type": "directory"}, None)
+        for d in removable
+        if d not in replaced
+    ]
+
+
 def _leftover_changes(facts: Facts) -> list[Change]:
     """Temp files of an interrupted apply (umhctl's exact name shape, next to managed paths): removed."""
     reason = "temp file an interrupted apply left behind"
@@ -323,6 +363,7 @@ def plan_device(
         restarts.update(recorded.get(path, {}).get("restarts", []))
         daemon_reload |= path.startswith(SYSTEMD_DIRS)
     changes += _leftover_changes(facts)
+    changes += _directory_changes(desired, facts, changes)
     if not any(c.kind in ("file", "link", "artifact") for c in changes):
         # With file changes the record is rewritten anyway; alone, it is a change of its own.
         record = _record_change(facts, stamp, len(wanted), forgotten)

@@ -210,7 +210,7 @@ def _text(b64: str) -> str:
 
 
 _KINDS = {"f": "file", "l": "link", "d": "directory"}
-_SECTIONS = ("P", "S", "R", "U", "L", "T", "E")
+_SECTIONS = ("P", "S", "R", "U", "L", "T", "D", "E")
 
 
 def parse_status(output: str, device: str) -> tuple[Facts, DeviceStatus]:
@@ -272,6 +272,10 @@ def parse_facts(output: str, device: str) -> Facts:
             lock = LockFact("" if owner == "-" else owner, max(int(age), 0), _decode(who))
         # Only umhctl's exact temp-name shape counts: nothing else is ever taken for a leftover.
         leftovers = tuple(sorted({p for p in sections.get("T", []) if TEMP_NAME.fullmatch(p.rsplit("/", 1)[-1])}))
+        created = {}
+        for line in sections.get("D", []):
+            directory, entries = line.rsplit("\t", 1)
+            created[directory] = int(entries)
     except (ValueError, IndexError, binascii.Error, json.JSONDecodeError) as exc:
         raise UmhctlError(f"{device}: cannot read the device's state: {exc}") from None
-    return Facts(paths, record, units, lock, leftovers)
+    return Facts(paths, record, units, lock, leftovers, created)

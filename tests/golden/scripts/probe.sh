@@ -45,4 +45,11 @@ for d in "${!dirs_seen[@]}"; do
   [ -d "$d" ] && [ ! -L "$d" ] && find "$d" -mindepth 1 -maxdepth 1 -name '.umhctl-*.tmp' \( -type f -o -type l \) \
     -printf '%p\n' 2>/dev/null
 done
+echo D
+if [ -f /var/lib/umhctl/created-dirs.list ]; then
+  while IFS= read -r d; do
+    [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] &&
+      printf '%s\t%s\n' "$d" "$(find "$d" -mindepth 1 -maxdepth 1 -printf x 2>/dev/null | wc -c)"
+  done < <(sort -u /var/lib/umhctl/created-dirs.list)
+fi
 echo E

@@ -45,6 +45,13 @@ for d in "${!dirs_seen[@]}"; do
   [ -d "$d" ] && [ ! -L "$d" ] && find "$d" -mindepth 1 -maxdepth 1 -name '.umhctl-*.tmp' \( -type f -o -type l \) \
     -printf '%p\n' 2>/dev/null
 done
+echo D
+if [ -f /var/lib/umhctl/created-dirs.list ]; then
+  while IFS= read -r d; do
+    [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] &&
+      printf '%s\t%s\n' "$d" "$(find "$d" -mindepth 1 -maxdepth 1 -printf x 2>/dev/null | wc -c)"
+  done < <(sort -u /var/lib/umhctl/created-dirs.list)
+fi
 echo X
 ( . /etc/os-release 2>/dev/null; printf 'version\t%s\n' "${VERSION_ID:-${VERSION:-}}" )
 for u in k3s.service; do
