@@ -43,6 +43,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="rewrite tests/golden/ from the current renderers (review the diff!)",
     )
+    parser.addoption(
+        "--faults",
+        type=int,
+        default=20,
+        metavar="N",
+        help="trials of the fault-injection suite (tests/faults/, marker `faults`): applies killed at random points",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "faults: fault injection against the simulated site (tests/faults/)")
 
 
 def git(repo: Path, *args: str) -> str:

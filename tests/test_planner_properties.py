@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from umhctl.converge import EXECUTABLE
+from umhctl.converge import EXECUTABLE, WRITES
 from umhctl.facts import MANAGED_LIST, RECORD, Facts, PathFact
 from umhctl.plan.model import Action, DevicePlan
 from umhctl.plan.planner import Stamp, plan_device
@@ -152,7 +152,15 @@ def test_carrying_out_a_plan_for_real_leaves_nothing_to_plan(
         wanted = {f.path for f in desired.files} | {link.path for link in desired.links}
         assert {c.target for c in first.changes if c.action is Action.DELETE}.isdisjoint(wanted)
         assert all(c.action in EXECUTABLE[c.kind] for c in first.changes), "apply can carry out every change"
-        writes = [c for c in first.changes if c.kind in ("file", "link", "record")]
+        foreign = [
+            c for c in first.changes if c.action is Action.REPLACE and (c.before or {}).get("type") == "directory"
+        ]
+        if foreign:
+            # A directory umhctl did not create where a file or link belongs: never deleted; apply refuses the plan
+            # (Phases._check_plan) and the device keeps it.
+            assert all(c.before and c.before["removable"] is False for c in foreign)
+            return
+        writes = [c for c in first.changes if c.kind in WRITES]
         if writes:
             record = {"files": {f.path: {"sha256": f.sha256, "secret": f.secret} for f in desired.files}}
             record |= {"links": {link.path: link.target for link in desired.links}, "install_disk": "/dev/sda"}

@@ -149,6 +149,44 @@ def test_probe_reports_files_links_and_other_things(scratch: Scratch, root: Path
     assert facts.path("/nope").kind == "absent" and facts.record is None
 
 
+def test_probe_reports_the_lock_and_umhctls_own_leftover_temp_files(scratch: Scratch, root: Path) -> None:
+    assert parse_facts(run(scratch, root, scripts.probe(["/etc/hostname"], [])), "edge-01").lock is None
+    lock = root / LOCK_DIR.lstrip("/")
+    lock.mkdir(parents=True)
+    # A lock directory without an owner file (a take that died half way) is a lock too, judged by its own age.
+    facts = parse_facts(run(scratch, root, scripts.probe(["/etc/hostname"], [])), "edge-01")
+    assert facts.lock is not None and (facts.lock.owner, facts.lock.holder) == ("", "")
+    (lock / "info").write_text("not a timestamp\nalice <a@example.com> pid 4242\n")  # an old-format lock
+    facts = parse_facts(run(scratch, root, scripts.probe(["/etc/hostname"], [])), "edge-01")
+    assert facts.lock is not None and facts.lock.holder == "alice <a@example.com> pid 4242"
+    assert 0 <= facts.lock.age < 60
+    (lock / "info").unlink()
+    (lock / "token.0123abcd").write_text("bob, pid 1 on pc (umhctl apply)")
+    facts = parse_facts(run(scratch, root, scripts.probe(["/etc/hostname"], [])), "edge-01")
+    assert facts.lock is not None and facts.lock.token == "0123abcd"
+    mine = ["/etc/.umhctl-0123abcd-3.tmp", "/var/lib/umhctl/.umhctl-0123abcd-9.tmp"]
+    others = ["/etc/.umhctl-x.tmp", "/etc/.umhctl-0123abcd-3.tmp.bak", "/opt/.umhctl-0123abcd-1.tmp"]
+    for path in mine + others:
+        (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (root / path.lstrip("/")).write_text("x")
+    facts = parse_facts(run(scratch, root, scripts.probe(["/etc/hostname"], [])), "edge-01")
+    assert facts.leftovers == tuple(sorted(mine)), "only umhctl's exact temp names, only next to managed paths"
+
+
+def test_a_lock_directory_without_an_owner_or_with_a_garbled_one_still_gets_an_answer(
+    scratch: Scratch, root: Path
+) -> None:
+    lock = root / LOCK_DIR.lstrip("/")
+    lock.mkdir(parents=True)
+    assert run(scratch, root, scripts.lock("aaaa", "alice")).strip() == "LOCKED", "an empty lock.d is nobody's"
+    assert run(scratch, root, scripts.unlock("aaaa")).strip() == "UNLOCKED"
+    lock.mkdir()
+    (lock / "info").write_bytes(b"\xff\x00garbage, not a timestamp")
+    held = run(scratch, root, scripts.lock("bbbb", "bob")).split()
+    assert held[0] == "HELD" and held[1].isdigit()
+    assert run(scratch, root, scripts.lock("bbbb", "bob", force=True)).split()[0] == "TOOK_OVER"
+
+
 def test_the_status_probe_adds_os_version_k3s_and_failed_units(scratch: Scratch, root: Path) -> None:
     (root / "etc/hostname").write_text("edge-01\n")
     (root / "etc/os-release").write_text("ID=flatcar\nVERSION=4152.2.3\nVERSION_ID=4152.2.3\n")

@@ -294,7 +294,12 @@ def apply(
         # rerun that would plan and apply unseen changes.
         replan = hints.command("plan", "--out", str(planfile)) if any_failed else None
         return ApplyResult(work, outcomes, replan_hint=replan, seconds=time.monotonic() - started)
-    retry = hints.command("apply", "--retry-failed") if any_failed else None
+    # A locked device fails a retry the same way: its own result carries the --force-unlock command instead.
+    retry = (
+        hints.command("apply", "--retry-failed")
+        if any(not o.ok and o.failed_phase != "lock" for o in outcomes)
+        else None
+    )
     return ApplyResult(work, outcomes, retry_hint=retry, seconds=time.monotonic() - started)
 
 

@@ -12,9 +12,7 @@ import contextlib
 import datetime as dt
 import functools
 import json
-import os
 import secrets
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +21,12 @@ from typing import Any
 from umhctl import __version__
 from umhctl.artifacts import ArtifactCache, Pin
 from umhctl.errors import UmhctlError
-from umhctl.facts import Facts, Seal
+from umhctl.facts import TEMP_NAME, Facts, Seal
 from umhctl.fsutil import write_atomic, xdg_dir
 from umhctl.gitinfo import operator
 from umhctl.hints import Hints
+from umhctl.lockholder import describe as describe_holder
+from umhctl.lockholder import gone, where
 from umhctl.phases import Outcome, Phase, Reporter, run_fleet
 from umhctl.plan.model import Action, Change, DevicePlan, Plan
 from umhctl.plan.planner import Stamp, managed_restarts, plan_device, secret_paths
@@ -94,8 +94,12 @@ EXECUTABLE = {
     "record": {Action.CREATE, Action.UPDATE},
     "unit": {Action.RESTART},
     "refresh": {Action.RESTART},
+    "directory": {Action.DELETE},  # only directories apply created, left empty (rmdir)
+    "lock": {Action.DELETE},  # carried out by taking the lock over (apply --force-unlock), then unlocking
+    "leftover": {Action.DELETE},
 }
 UPLOADS = (Action.CREATE, Action.UPDATE, Action.REPLACE)
+WRITES = ("file", "link", "record", "leftover", "directory")  # the kinds of change the write script carries out
 
 
 def uploads(plan: DevicePlan | None) -> list[Change]:
@@ -108,7 +112,7 @@ def prunes(plan: DevicePlan | None) -> list[Change]:
 
 
 def has_writes(run: DeviceRun) -> bool:
-    return run.plan is not None and any(c.kind in ("file", "link", "record") for c in run.plan.changes)
+    return run.plan is not None and any(c.kind in WRITES for c in run.plan.changes)
 
 
 def has_restarts(run: DeviceRun) -> bool:
@@ -178,7 +182,7 @@ class Phases:
 
     @property
     def holder(self) -> str:
-        return f"{self.who}, pid {os.getpid()} on {socket.gethostname()} (umhctl {self.command})"
+        return describe_holder(self.who, self.command)
 
     def plan_phases(self) -> list[Phase[DeviceRun]]:
         return [self.connect, self.probe, self.make_plan, self.disconnect]
@@ -229,7 +233,7 @@ class Phases:
 
     def device_plan(self, run: DeviceRun) -> DevicePlan:
         assert run.facts is not None
-        return plan_device(
+        plan = plan_device(
             run.target.desired,
             run.facts,
             address=run.address,
@@ -237,7 +241,19 @@ class Phases:
             lookup=self.cache.get,
             seal=run.target.seal,
             stamp=run.target.stamp,
+            lock_token=self.token,
+            holder_gone=gone,
         )
+        lock = next((c for c in plan.changes if c.kind == "lock"), None)
+        if lock is not None:
+            plan.warnings.append(self._lock_advice(run.device, bool((lock.before or {}).get("holder_gone"))))
+        return plan
+
+    def _lock_advice(self, device: str, dead: bool) -> str:
+        unlock = self.hints.command("apply", "--device", device, "--force-unlock")
+        if dead:
+            return f"the device is locked by a run that is gone; clear its lock (and finish its work) with: {unlock}"
+        return f"the device is locked: wait for that apply to finish; if it died, clear its lock with: {unlock}"
 
     def _check_render(self, run: DeviceRun) -> None:
         """A saved plan holds hashes only; the content comes from a fresh render, which must still match it."""
@@ -269,6 +285,21 @@ class Phases:
         """Refuse, before touching the device, a plan with a change apply cannot carry out."""
         assert run.plan is not None
         refused = [c for c in run.plan.changes if c.action not in EXECUTABLE.get(c.kind, set())]
+        # Only umhctl's own temp files are ever removed as leftovers, whatever a (saved) plan says.
+        refused += [c for c in run.plan.changes if c.kind == "leftover" and not _is_temp(c.target)]
+        kept = [
+            c.target
+            for c in run.plan.changes
+            if c.action is Action.REPLACE
+            and (c.before or {}).get("type") == "directory"
+            and not (c.before or {}).get("removable")
+        ]
+        if kept and not refused:
+            raise UmhctlError(
+                f"a directory stands where a file belongs ({', '.join(kept)}); umhctl did not create it, or it "
+                f"holds other files, and umhctl never deletes such a directory; nothing was changed on {run.device}",
+                hint="move it away by hand (or change the blueprint), then apply again",
+            )
         missing = [c for c in uploads(run.plan) if not self._cached(c)]
         if missing and not refused:
             names = ", ".join(str((c.after or {}).get("name") or c.target) for c in missing)
@@ -300,11 +331,19 @@ class Phases:
             run.locked = True
             run.notes.append(f"took over the lock of {answer.holder or 'an unknown run'} (held {answer.age} s)")
         elif answer.state == "held":
+            unlock = self.hints.command("apply", "--device", run.device, "--force-unlock")
+            holder = answer.holder or "another run"
+            if answer.holder and gone(answer.holder):
+                pid, host = where(answer.holder) or (0, "")
+                raise UmhctlError(
+                    f"locked by {holder} for {answer.age} s, but that run is gone (pid {pid} is not running on "
+                    f"{host}): its apply was interrupted",
+                    hint=f"clear its lock and converge the device with: {unlock}",
+                )
             raise UmhctlError(
-                f"locked by {answer.holder or 'another run'} for {answer.age} s: another apply is running on "
-                "this device",
-                hint="wait for it to finish; if it died, remove its lock with: "
-                + self.hints.command("apply", "--device", run.device, "--force-unlock"),
+                f"locked by {holder} for {answer.age} s: another apply is running on this device, or one died "
+                "on another machine",
+                hint=f"wait for it to finish; if it died, clear its lock with: {unlock}",
             )
         else:
             raise UmhctlError("the device lock kept changing hands while umhctl tried to take it; try again")
@@ -357,7 +396,7 @@ class Phases:
         record = self.record(run)
         history = {k: record[k] for k in ("applied_at", "applied_by", "blueprint", "umhctl_version")}
         history["changes"] = sum(1 for c in run.plan.changes if c.kind != "unit")
-        writes = [c for c in run.plan.changes if c.kind in ("file", "link", "record")]
+        writes = [c for c in run.plan.changes if c.kind in WRITES]
         run.notes += run.remote.write(writes, run.target.desired, record, history, self.token)
         self.cache.put_all(run.target.desired)
         run.notes.append(describe(run.plan))
@@ -421,6 +460,10 @@ class Phases:
             },
             "links": {link.path: link.target for link in desired.links},
         }
+
+
+def _is_temp(path: str) -> bool:
+    return path.startswith("/") and bool(TEMP_NAME.fullmatch(path.rsplit("/", 1)[-1]))
 
 
 def probed(desired: DesiredState) -> tuple[list[str], list[str], list[str]]:

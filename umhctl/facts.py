@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,12 @@ STATE_DIR = "/var/lib/umhctl"
 RECORD = f"{STATE_DIR}/applied.json"
 MANAGED_LIST = f"{STATE_DIR}/managed.list"  # one path per line: what the record owns, readable by the probe
 LOCK_DIR = f"{STATE_DIR}/lock.d"
+# One directory per line that apply created for a managed path: the only directories umhctl ever removes (when
+# they are left empty). A directory Ignition, the OS or an admin made is never on it.
+CREATED_DIRS = f"{STATE_DIR}/created-dirs.list"
+# The name of every temp file umhctl stages (remote.scripts._temp: TEMP_PREFIX, the run's hex token, an index):
+# an interrupted apply's leftovers are recognised by this exact shape and nothing else is ever taken for one.
+TEMP_NAME = re.compile(r"\.umhctl-[0-9a-f]+-[0-9]+\.tmp")
 
 Seal = Callable[[str], str]  # text derived from a secret -> keyed digest (HMAC with the local seal key)
 
@@ -31,10 +38,26 @@ class PathFact:
 
 
 @dataclass(frozen=True)
+class LockFact:
+    """The device lock as the probe found it (remote.scripts._LOCK)."""
+
+    owner: str  # the owner file's name ("token.<run token>", "info" of old versions) or "" when there is none
+    age: int  # seconds since the owner file (or the bare directory) last changed
+    holder: str  # who holds it, as its run described itself ("" when unknown)
+
+    @property
+    def token(self) -> str:
+        return self.owner.removeprefix("token.") if self.owner.startswith("token.") else ""
+
+
+@dataclass(frozen=True)
 class Facts:
     paths: dict[str, PathFact]
     record: dict[str, Any] | None  # the applied-state record the last apply wrote (root-only on the device)
     units: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (is-active, is-enabled)
+    lock: LockFact | None = None  # a held device lock (not part of the fingerprint: taking it changes it)
+    leftovers: tuple[str, ...] = ()  # temp files of interrupted applies in the directories of managed paths
+    created_dirs: dict[str, int] = field(default_factory=dict)  # directories apply created -> entries in them
 
     def path(self, path: str) -> PathFact:
         return self.paths.get(path, PathFact("absent"))

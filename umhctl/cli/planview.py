@@ -87,6 +87,10 @@ def summary_line(plan: Plan) -> str:
         text += f"; {_count(s['restart'], 'unit restart')}"
     if s["record"]:
         text += f"; {_count(s['record'], 'applied-state record')} to write"
+    if s["leftovers"]:
+        text += f"; {_count(s['leftovers'], 'leftover temp file')} to remove"
+    if s["locks"]:
+        text += f"; {_count(s['locks'], 'device')} locked"
     if s["requires_reset"]:
         text += f"; {_count(s['requires_reset'], 'change')} {'needs' if s['requires_reset'] == 1 else 'need'} a reset"
     if s["devices_failed"]:

@@ -36,7 +36,7 @@ class Change:
     """
 
     action: Action
-    kind: str  # "file", "link", "unit", "record" or "device"
+    kind: str  # "file", "link", "artifact", "unit", "refresh", "record", "device", "lock" or "leftover"
     target: str  # a path, a unit name, or what must change for "device"
     reason: str
     before: dict[str, Any] | None = None
@@ -71,8 +71,9 @@ class DevicePlan:
         return bool(self.changes)
 
     def count(self, *actions: Action) -> int:
-        """Changes to paths (and the device) with these actions; units and the record are counted apart."""
-        return sum(c.action in actions for c in self.changes if c.kind not in ("unit", "record"))
+        """Changes to paths (and the device) with these actions; units, the record, a held lock and leftover
+        temp files are counted apart."""
+        return sum(c.action in actions for c in self.changes if c.kind not in ("unit", "record", "lock", "leftover"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +124,8 @@ class Plan:
             "restart": sum(1 for d in self.devices for c in d.changes if c.action is Action.RESTART),
             "record": sum(1 for d in self.devices for c in d.changes if c.kind == "record"),
             "requires_reset": sum(d.count(Action.REQUIRES_RESET) for d in self.devices),
+            "leftovers": sum(1 for d in self.devices for c in d.changes if c.kind == "leftover"),
+            "locks": sum(1 for d in self.devices for c in d.changes if c.kind == "lock"),
             "devices_changed": len(changed),
             "devices": len(self.devices),
             "devices_failed": sum(1 for d in self.devices if d.error),

@@ -6,12 +6,13 @@ knows the device's current content (it holds what umhctl applied before), and ne
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from umhctl.facts import RECORD, Facts, PathFact, Seal
+from umhctl.facts import LOCK_DIR, RECORD, TEMP_NAME, Facts, LockFact, PathFact, Seal
 from umhctl.plan.model import Action, Change, DevicePlan
 from umhctl.render.desired import DesiredState, File, Link
 
@@ -31,6 +32,7 @@ SYSTEMD_DIRS = ("/etc/systemd/system/", "/etc/systemd/system.conf.d/")
 DIFF_LINES = 80  # longer diffs are collapsed in the plan
 
 ContentLookup = Callable[[str], bytes | None]  # sha256 -> content, when known locally
+HolderGone = Callable[[str], bool]  # lock holder text -> its process is known to be gone (umhctl.lockholder)
 
 
 @dataclass(frozen=True)
@@ -246,10 +248,69 @@ def _artifact_changes(desired: DesiredState, facts: Facts) -> tuple[list[Change]
         restarts.update(a.restarts)
     directories = {a.path.rsplit("/", 1)[0] + "/" for a in desired.artifacts}
     for path, fact in sorted(facts.paths.items()):
+        if TEMP_NAME.fullmatch(path.rsplit("/", 1)[-1]):
+            continue  # an interrupted upload's temp file: listed with the leftovers (_leftover_changes)
         if path.startswith(tuple(directories)) and path not in wanted and fact.kind in ("file", "link"):
             reason = "no longer needed: removed once the new image is in use"
             changes.append(Change(Action.DELETE, "artifact", path, reason, _fact_attrs(fact), None))
     return changes, restarts
+
+
+def _lock_change(lock: LockFact, holder_gone: HolderGone) -> Change:
+    """A lock another run holds: a live apply's, or one a dead run left (apply --force-unlock clears it)."""
+    who = lock.holder or "an unknown run"
+    dead = bool(lock.holder) and holder_gone(lock.holder)
+    if dead:
+        reason = f"held for {lock.age} s by {who}, which is no longer running: its apply was interrupted"
+    else:
+        reason = f"held for {lock.age} s by {who}: an apply is running, or one died and left it"
+    before = {"holder": lock.holder or None, "held_seconds": lock.age, "holder_gone": dead}
+    return Change(Action.DELETE, "lock", LOCK_DIR, reason, before, None)
+
+
+def _ancestors(path: str) -> set[str]:
+    parts = path.split("/")
+    return {"/".join(parts[:n]) for n in range(2, len(parts))}
+
+
+def _directory_changes(desired: DesiredState, facts: Facts, changes: list[Change]) -> list[Change]:
+    """Directories apply created (and only those) that the plan's deletions leave empty: removed too, the deepest
+    first. A directory standing where a file or symlink belongs is replaceable only when it is such a one; the
+    REPLACE change says whether it is ("removable"), and apply refuses it otherwise."""
+    paths = (
+        [f.path for f in desired.files] + [link.path for link in desired.links] + [a.path for a in desired.artifacts]
+    )
+    keep = set().union(*(_ancestors(p) for p in paths))
+    gone = {c.target for c in changes if c.action is Action.DELETE and c.kind in ("file", "link", "leftover")}
+    removable: list[str] = []
+    for directory in sorted(facts.created_dirs, key=lambda d: (-d.count("/"), d)):
+        inside = sum(1 for p in gone if p.rsplit("/", 1)[0] == directory)
+        if directory not in keep and inside >= facts.created_dirs[directory]:
+            gone.add(directory)
+            removable.append(directory)
+    replaced = {c.target for c in changes if c.action is Action.REPLACE and (c.before or {}).get("type") == "directory"}
+    for i, change in enumerate(changes):
+        if change.target in replaced:
+            ok = change.target in removable
+            reason = change.reason + (
+                "; umhctl created it, and it is left empty"
+                if ok
+                else "; umhctl did not create it (or it holds other files) and never deletes such a directory: "
+                "move it away by hand"
+            )
+            changes[i] = dataclasses.replace(change, reason=reason, before={**(change.before or {}), "removable": ok})
+    reason = "umhctl created it for files it no longer manages; left empty"
+    return [
+        Change(Action.DELETE, "directory", d, reason, {"type": "directory"}, None)
+        for d in removable
+        if d not in replaced
+    ]
+
+
+def _leftover_changes(facts: Facts) -> list[Change]:
+    """Temp files of an interrupted apply (umhctl's exact name shape, next to managed paths): removed."""
+    reason = "temp file an interrupted apply left behind"
+    return [Change(Action.DELETE, "leftover", path, reason, {"type": "temp file"}, None) for path in facts.leftovers]
 
 
 def plan_device(
@@ -261,7 +322,10 @@ def plan_device(
     lookup: ContentLookup,
     seal: Seal,
     stamp: Stamp,
+    lock_token: str = "",
+    holder_gone: HolderGone = lambda holder: False,
 ) -> DevicePlan:
+    """`lock_token`: the token of the run making this plan (a lock it holds itself is not a change)."""
     recorded = facts.recorded_files()
     sealed = secret_paths(desired, facts)
     changes: list[Change] = []
@@ -298,6 +362,8 @@ def plan_device(
         )
         restarts.update(recorded.get(path, {}).get("restarts", []))
         daemon_reload |= path.startswith(SYSTEMD_DIRS)
+    changes += _leftover_changes(facts)
+    changes += _directory_changes(desired, facts, changes)
     if not any(c.kind in ("file", "link", "artifact") for c in changes):
         # With file changes the record is rewritten anyway; alone, it is a change of its own.
         record = _record_change(facts, stamp, len(wanted), forgotten)
@@ -329,6 +395,8 @@ def plan_device(
         )
         for unit in sorted(restarts | failed, key=_restart_order)
     ]
+    if facts.lock is not None and not (lock_token and facts.lock.token == lock_token):
+        changes.insert(0, _lock_change(facts.lock, holder_gone))
     warnings = []
     if any(c.target.startswith("/etc/systemd/network/") for c in changes):
         warnings.append("network configuration changes: systemd-networkd restarts and the connection may drop")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from umhctl.errors import UmhctlError
-from umhctl.facts import Facts, PathFact
+from umhctl.facts import TEMP_NAME, Facts, LockFact, PathFact
 from umhctl.plan.model import Change
 from umhctl.remote import scripts
 from umhctl.remote.ssh import CONNECT_TIMEOUT, Connection, Endpoint, connect
@@ -210,7 +210,7 @@ def _text(b64: str) -> str:
 
 
 _KINDS = {"f": "file", "l": "link", "d": "directory"}
-_SECTIONS = ("P", "S", "R", "U", "E")
+_SECTIONS = ("P", "S", "R", "U", "L", "T", "D", "E")
 
 
 def parse_status(output: str, device: str) -> tuple[Facts, DeviceStatus]:
@@ -266,6 +266,16 @@ def parse_facts(output: str, device: str) -> Facts:
         for line in sections.get("U", []):
             name, active, enabled = (line.split("\t") + ["", ""])[:3]
             units[name] = (active, enabled)
+        lock = None
+        for line in sections.get("L", []):
+            owner, age, who = line.split("\t")
+            lock = LockFact("" if owner == "-" else owner, max(int(age), 0), _decode(who))
+        # Only umhctl's exact temp-name shape counts: nothing else is ever taken for a leftover.
+        leftovers = tuple(sorted({p for p in sections.get("T", []) if TEMP_NAME.fullmatch(p.rsplit("/", 1)[-1])}))
+        created = {}
+        for line in sections.get("D", []):
+            directory, entries = line.rsplit("\t", 1)
+            created[directory] = int(entries)
     except (ValueError, IndexError, binascii.Error, json.JSONDecodeError) as exc:
         raise UmhctlError(f"{device}: cannot read the device's state: {exc}") from None
-    return Facts(paths, record, units)
+    return Facts(paths, record, units, lock, leftovers, created)

@@ -20,7 +20,7 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from umhctl.facts import LOCK_DIR, MANAGED_LIST, RECORD, STATE_DIR
+from umhctl.facts import CREATED_DIRS, LOCK_DIR, MANAGED_LIST, RECORD, STATE_DIR
 from umhctl.plan.model import Action, Change
 from umhctl.render.desired import DesiredState
 
@@ -73,7 +73,43 @@ for u in "${units[@]}"; do
   enabled=$(systemctl is-enabled -- "$u" 2>/dev/null)
   printf '%%s\t%%s\t%%s\n' "$u" "$active" "$enabled"
 done
-%(extra)secho E
+%(lockfacts)s%(leftovers)s%(created)s%(extra)secho E
+"""
+
+# Section D: the directories apply created that still exist, each with how many entries it holds.
+_PROBE_CREATED = r"""echo D
+if [ -f %(created)s ]; then
+  while IFS= read -r d; do
+    [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] &&
+      printf '%%s\t%%s\n' "$d" "$(find "$d" -mindepth 1 -maxdepth 1 -printf x 2>/dev/null | wc -c)"
+  done < <(sort -u %(created)s)
+fi
+"""
+
+# Section L: the device lock when one is there (see _LOCK): owner file, its age, the holder (base64).
+_PROBE_LOCK = r"""echo L
+L=%(lock)s
+if [ -e "$L" ] || [ -L "$L" ]; then
+  o=''
+  for f in "$L"/token.* "$L"/info; do [ -f "$f" ] && { o=$f; break; }; done
+  since=$(stat -c %%Z -- "${o:-$L}" 2>/dev/null) || since=$(date +%%s)
+  who=''
+  if [ "${o##*/}" = info ]; then who=$(tail -n +2 -- "$o" | base64 -w0)
+  elif [ -n "$o" ]; then who=$(base64 -w0 < "$o"); fi
+  name=${o##*/}
+  printf '%%s\t%%s\t%%s\n' "${name:--}" "$(( $(date +%%s) - since ))" "${who:--}"
+fi
+"""
+
+# Section T: umhctl's own temp files (TEMP_PREFIX...tmp) in the directories of the managed paths and in its state
+# directory: what an interrupted apply leaves. The exact name shape is checked again by the parser (TEMP_NAME).
+_PROBE_LEFTOVERS = r"""echo T
+declare -A dirs_seen=([%(state)s]=1)
+for p in "${paths[@]}"; do d=${p%%/*}; dirs_seen[${d:-/}]=1; done
+for d in "${!dirs_seen[@]}"; do
+  [ -d "$d" ] && [ ! -L "$d" ] && find "$d" -mindepth 1 -maxdepth 1 -name '%(prefix)s*.tmp' \( -type f -o -type l \) \
+    -printf '%%p\n' 2>/dev/null
+done
 """
 
 # `umhctl status` asks a little more in the same round trip (section X): the OS version (os-release(5) VERSION_ID,
@@ -100,7 +136,8 @@ def probe(
     paths: Sequence[str], units: Sequence[str], dirs: Sequence[str] = (), *, status_units: Sequence[str] | None = None
 ) -> str:
     """Print the facts of `paths`, of what the last apply managed, and of everything in `dirs`: sections P, S,
-    R, U, E. With `status_units` (the k3s units), also section X for `umhctl status`, before E."""
+    R, U, the lock (L), umhctl's leftover temp files (T), the directories it created (D), E. With
+    `status_units` (the k3s units), also section X for `umhctl status`, before E."""
     extra = "" if status_units is None else _STATUS % {"k3s": " ".join(q(u) for u in status_units) or '""'}
     return _HEAD_LENIENT + _PROBE % {
         "paths": " ".join(q(p) for p in paths),
@@ -108,6 +145,9 @@ def probe(
         "managed": MANAGED_LIST,
         "record": RECORD,
         "units": " ".join(q(u) for u in units),
+        "lockfacts": _PROBE_LOCK % {"lock": LOCK_DIR},
+        "leftovers": _PROBE_LEFTOVERS % {"state": STATE_DIR, "prefix": TEMP_PREFIX},
+        "created": _PROBE_CREATED % {"created": CREATED_DIRS},
         "extra": extra,
     }
 
@@ -199,6 +239,14 @@ def unlock(token: str) -> str:
 # Directories umhctl has to create get 0755 each (mkdir -p would make them 0700 under umask 077).
 _MKDIRS = r"""mkdirs() { [ -d "$1" ] && return 0; mkdirs "$(dirname "$1")"; mkdir -m 0755 -- "$1"; }
 """
+# The same for a managed path's directories, each noted as umhctl's when it is made (CREATED_DIRS): only those are
+# ever removed again. Killed between mkdir and the note, a directory stays unnoted: kept, never wrongly removed.
+_NEWDIRS = (
+    r"""newdirs() {
+  [ -d "$1" ] && return 0; newdirs "$(dirname "$1")"; mkdir -m 0755 -- "$1"; printf '%s\n' "$1" >> """
+    + CREATED_DIRS
+    + "\n}\n"
+)
 
 
 def _temp(token: str, index: int, path: str) -> str:
@@ -210,7 +258,7 @@ def _stage_file(token: str, index: int, path: str, content: bytes, mode: int, ow
     tmp = _temp(token, index, path)
     data = base64.encodebytes(content).decode()
     return [
-        f"mkdirs {q(path.rsplit('/', 1)[0] or '/')}",
+        f"newdirs {q(path.rsplit('/', 1)[0] or '/')}",
         f"t={q(tmp)}",
         'staged+=("$t")',
         # Created 0600 (umask 077) and owned by root until chown/chmod give it its real owner and mode.
@@ -225,7 +273,7 @@ def _stage_file(token: str, index: int, path: str, content: bytes, mode: int, ow
 def _stage_link(token: str, index: int, path: str, target: str) -> list[str]:
     tmp = _temp(token, index, path)
     return [
-        f"mkdirs {q(path.rsplit('/', 1)[0] or '/')}",
+        f"newdirs {q(path.rsplit('/', 1)[0] or '/')}",
         f"t={q(tmp)}",
         'staged+=("$t")',
         f'ln -sfn -- {q(target)} "$t"',
@@ -245,25 +293,38 @@ def write(
     """
     files = {f.path: f for f in desired.files}
     links = {link.path: link for link in desired.links}
+    written = {c.target for c in changes if c.kind in ("file", "link") and c.action in _WRITES}
+    # Directories that go: those umhctl created and the plan found left empty, the deepest first (as planned);
+    # a directory standing where a file or link belongs goes just before that is renamed into its place.
+    dirs_going = [c.target for c in changes if c.kind == "directory" and c.action is Action.DELETE]
+    cleared = [c.target for c in changes if c.action is Action.REPLACE and _is_directory(c)]
+    dirs_going += cleared
+    file_deletes = [c.target for c in changes if c.kind in ("file", "link") and c.action is Action.DELETE]
+    # A file or link of umhctl's standing where a directory of a new path belongs (file→dir) goes before staging.
+    blocking = [p for p in file_deletes if any(w.startswith(p + "/") for w in written)]
+    under_cleared = [p for p in file_deletes if any(p.startswith(d + "/") for d in cleared)]
+    later = [p for p in file_deletes if p not in blocking and p not in under_cleared]
     lines = [
         _MKDIRS.rstrip("\n"),
+        _NEWDIRS.rstrip("\n"),
         "staged=(); renames=()",
         # Until everything is staged, a failure removes the temp files and leaves the device unchanged.
         'cleanup() { for t in "${staged[@]}"; do rm -f -- "$t"; done; }',
         "trap cleanup EXIT",
+        f"mkdirs {STATE_DIR}",
+        f"chmod 0755 {STATE_DIR}",
+        # An interrupted apply's temp files go first: they are nobody's files, and they may be what filled the disk.
+        *(f"rm -f -- {q(c.target)}" for c in changes if c.kind == "leftover" and c.action is Action.DELETE),
+        *(f"rm -f -- {q(p)}" for p in blocking),
     ]
     metadata_only: list[str] = []
-    deletes: list[str] = []
-    replaced: list[str] = []  # what stands where a file or link belongs goes only once everything is staged
-    touched: set[str] = set()
+    touched: set[str] = set(file_deletes) | set(dirs_going)
     for index, change in enumerate(changes):
-        writes = change.action in (Action.CREATE, Action.UPDATE, Action.REPLACE)
+        writes = change.action in _WRITES
         if change.kind == "file" and writes:
             f = files[change.target]
             # before and after carry the same kind of digest (both sealed for a secret-bearing file).
             content_changes = change.before is None or change.before.get("sha256") != (change.after or {}).get("sha256")
-            if change.action is Action.REPLACE:
-                replaced.append(f"rm -rf -- {q(f.path)}")
             if content_changes or change.action is Action.REPLACE:
                 lines += _stage_file(token, index, f.path, f.content, f.mode, f.owner, f.group)
             else:
@@ -274,16 +335,10 @@ def write(
             touched.add(f.path)
         elif change.kind == "link" and writes:
             link = links[change.target]
-            if change.action is Action.REPLACE:
-                replaced.append(f"rm -rf -- {q(link.path)}")
             lines += _stage_link(token, index, link.path, link.target)
             touched.add(link.path)
-        elif change.action is Action.DELETE and change.kind in ("file", "link"):
-            deletes.append(f"rm -f -- {q(change.target)}")
-            touched.add(change.target)
     managed = "".join(f"{p}\n" for p in sorted(record["files"]) + sorted(record["links"]))
     record_text = json.dumps(record, indent=2, sort_keys=True) + "\n"
-    lines += [f"mkdirs {STATE_DIR}", f"chmod 0755 {STATE_DIR}"]
     # The record holds the hashes of secret-bearing files: root only, like the files themselves.
     for index, (path, text, mode) in enumerate(
         ((MANAGED_LIST, managed, 0o644), (RECORD, record_text, 0o600)), start=len(changes)
@@ -293,18 +348,49 @@ def write(
     rename = 'mv -f -T -- "${renames[i]}" "${renames[i+1]}"'
     lines += [
         "echo RENAMING",
-        *replaced,
+        # A file or symlink standing where the other belongs is replaced by the rename itself (atomic); a directory
+        # (one umhctl created, emptied here: the plan refuses any other) is removed just before.
+        *(f"rm -f -- {q(p)}" for p in under_cleared),
+        *(f"rmdir -- {q(d)}" for d in dirs_going if any(d == c or d.startswith(c + "/") for c in cleared)),
         f"for ((i = 0; i < ${{#renames[@]}} - 4; i += 2)); do {rename}; done",
         *metadata_only,
-        *deletes,
+        *(f"rm -f -- {q(p)}" for p in later),
+        # rmdir removes only an empty directory: whatever someone put there since the plan keeps it.
+        *(
+            f"rmdir -- {q(d)} 2>/dev/null || echo {q(f'WARNING {d} was kept: it is not empty')}"
+            for d in dirs_going
+            if not any(d == c or d.startswith(c + "/") for c in cleared)
+        ),
+        *_forget_dirs(token, len(changes) + 2, dirs_going),
         f"for ((i = ${{#renames[@]}} - 4; i < ${{#renames[@]}}; i += 2)); do {rename}; done",
         "staged=()",
         # A rename is durable only once its directory is: sync them (GNU sync fsyncs a directory it is given).
-        "sync -- " + " ".join(q(d) for d in directories) + " || echo 'WARNING directories not synced'",
+        "sync -- "
+        + " ".join(q(d) for d in directories if d not in dirs_going)
+        + " || echo 'WARNING directories not synced'",
         f"printf '%s\\n' {q(json.dumps(history, sort_keys=True))} >> {HISTORY}",
         "echo APPLIED",
     ]
     return _HEAD + "\n".join(lines) + "\n"
+
+
+_WRITES = (Action.CREATE, Action.UPDATE, Action.REPLACE)
+
+
+def _is_directory(change: Change) -> bool:
+    return (change.before or {}).get("type") == "directory"
+
+
+def _forget_dirs(token: str, index: int, removed: Sequence[str]) -> list[str]:
+    """Drop the removed directories from CREATED_DIRS (rewritten through a temp file and a rename)."""
+    if not removed:
+        return []
+    patterns = " ".join(f"-e {q(d)}" for d in removed)
+    tmp = q(_temp(token, index, CREATED_DIRS))
+    return [
+        f"{{ grep -vxF -e '' {patterns} {CREATED_DIRS} || true; }} > {tmp}",
+        f"mv -f -T -- {tmp} {CREATED_DIRS}",
+    ]
 
 
 # -- units ------------------------------------------------------------------------------------------------------

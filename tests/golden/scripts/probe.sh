@@ -26,4 +26,30 @@ for u in "${units[@]}"; do
   enabled=$(systemctl is-enabled -- "$u" 2>/dev/null)
   printf '%s\t%s\t%s\n' "$u" "$active" "$enabled"
 done
+echo L
+L=/var/lib/umhctl/lock.d
+if [ -e "$L" ] || [ -L "$L" ]; then
+  o=''
+  for f in "$L"/token.* "$L"/info; do [ -f "$f" ] && { o=$f; break; }; done
+  since=$(stat -c %Z -- "${o:-$L}" 2>/dev/null) || since=$(date +%s)
+  who=''
+  if [ "${o##*/}" = info ]; then who=$(tail -n +2 -- "$o" | base64 -w0)
+  elif [ -n "$o" ]; then who=$(base64 -w0 < "$o"); fi
+  name=${o##*/}
+  printf '%s\t%s\t%s\n' "${name:--}" "$(( $(date +%s) - since ))" "${who:--}"
+fi
+echo T
+declare -A dirs_seen=([/var/lib/umhctl]=1)
+for p in "${paths[@]}"; do d=${p%/*}; dirs_seen[${d:-/}]=1; done
+for d in "${!dirs_seen[@]}"; do
+  [ -d "$d" ] && [ ! -L "$d" ] && find "$d" -mindepth 1 -maxdepth 1 -name '.umhctl-*.tmp' \( -type f -o -type l \) \
+    -printf '%p\n' 2>/dev/null
+done
+echo D
+if [ -f /var/lib/umhctl/created-dirs.list ]; then
+  while IFS= read -r d; do
+    [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] &&
+      printf '%s\t%s\n' "$d" "$(find "$d" -mindepth 1 -maxdepth 1 -printf x 2>/dev/null | wc -c)"
+  done < <(sort -u /var/lib/umhctl/created-dirs.list)
+fi
 echo E

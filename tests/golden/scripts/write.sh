@@ -1,10 +1,15 @@
 set -euo pipefail
 umask 077
 mkdirs() { [ -d "$1" ] && return 0; mkdirs "$(dirname "$1")"; mkdir -m 0755 -- "$1"; }
+newdirs() {
+  [ -d "$1" ] && return 0; newdirs "$(dirname "$1")"; mkdir -m 0755 -- "$1"; printf '%s\n' "$1" >> /var/lib/umhctl/created-dirs.list
+}
 staged=(); renames=()
 cleanup() { for t in "${staged[@]}"; do rm -f -- "$t"; done; }
 trap cleanup EXIT
-mkdirs /etc/umhctl-demo
+mkdirs /var/lib/umhctl
+chmod 0755 /var/lib/umhctl
+newdirs /etc/umhctl-demo
 t=/etc/umhctl-demo/.umhctl-0123abcd-0.tmp
 staged+=("$t")
 base64 -d > "$t" <<'UMHCTL_DATA'
@@ -14,7 +19,7 @@ chown -- root:root "$t"
 chmod -- 0644 "$t"
 sync -- "$t"
 renames+=("$t" /etc/umhctl-demo/app.conf)
-mkdirs /etc/umhctl-demo
+newdirs /etc/umhctl-demo
 t=/etc/umhctl-demo/.umhctl-0123abcd-1.tmp
 staged+=("$t")
 base64 -d > "$t" <<'UMHCTL_DATA'
@@ -24,7 +29,7 @@ chown -- root:root "$t"
 chmod -- 0600 "$t"
 sync -- "$t"
 renames+=("$t" /etc/umhctl-demo/token)
-mkdirs /home/core/.ssh/authorized_keys.d
+newdirs /home/core/.ssh/authorized_keys.d
 t=/home/core/.ssh/authorized_keys.d/.umhctl-0123abcd-2.tmp
 staged+=("$t")
 base64 -d > "$t" <<'UMHCTL_DATA'
@@ -34,14 +39,12 @@ chown -- core:core "$t"
 chmod -- 0600 "$t"
 sync -- "$t"
 renames+=("$t" /home/core/.ssh/authorized_keys.d/ops)
-mkdirs /etc/umhctl-demo
+newdirs /etc/umhctl-demo
 t=/etc/umhctl-demo/.umhctl-0123abcd-3.tmp
 staged+=("$t")
 ln -sfn -- app.conf "$t"
 renames+=("$t" /etc/umhctl-demo/current)
-mkdirs /var/lib/umhctl
-chmod 0755 /var/lib/umhctl
-mkdirs /var/lib/umhctl
+newdirs /var/lib/umhctl
 t=/var/lib/umhctl/.umhctl-0123abcd-5.tmp
 staged+=("$t")
 base64 -d > "$t" <<'UMHCTL_DATA'
@@ -52,7 +55,7 @@ chown -- root:root "$t"
 chmod -- 0644 "$t"
 sync -- "$t"
 renames+=("$t" /var/lib/umhctl/managed.list)
-mkdirs /var/lib/umhctl
+newdirs /var/lib/umhctl
 t=/var/lib/umhctl/.umhctl-0123abcd-6.tmp
 staged+=("$t")
 base64 -d > "$t" <<'UMHCTL_DATA'
