@@ -15,7 +15,8 @@ known_hosts). Then, as whole processes, interleaved (bench/harness.py):
   Apply, not plan: a pyinfra run is its apply (it checks and changes in one go), so the comparable umhctl
   command is the one that would change the device too;
 - one change: before each run (unmeasured) the site is put back to the first commit with umhctl apply; then
-  `umhctl apply` of the second commit against pyinfra's deploy of the second commit's render.
+  `umhctl apply` of the second commit against pyinfra's deploy of the second commit's render;
+- the SSH floor (bench/ssh_floor.py), with the no-op runs: one connection and `sudo -n true` per device.
 
 Once, unmeasured, each command runs under count_remote.py (SSH connections, remote commands and SFTP sessions per
 device, counted in paramiko, which both use), and `umhctl plan` afterwards checks that pyinfra's run left exactly
@@ -158,7 +159,12 @@ def main() -> int:
             "noop-pyinfra": counted(deploy("base"), "noop-pyinfra"),
         }
         converged("pyinfra's no-op run")
-        noop = interleaved({"umhctl": apply, "pyinfra": deploy("base")}, args.runs, env=env)
+        # The SSH floor (bench/ssh_floor.py: one connection and `sudo -n true` per device, same endpoints, key,
+        # strict known_hosts, parallelism) does not depend on the devices' state: measured with the no-op runs.
+        floor = [sys.executable, str(ROOT / "bench" / "ssh_floor.py"), str(work / "endpoints.json")]
+        noop = interleaved(
+            {"umhctl": apply, "pyinfra": deploy("base"), "floor": [*floor, "--parallel", parallel]}, args.runs, env=env
+        )
 
         reset_to_base("")
         counts["change-umhctl"] = counted(apply, "change-umhctl")
@@ -179,10 +185,15 @@ def main() -> int:
         f"{args.devices} simulated devices, {args.runs} runs per command after 1 warm-up, round-robin, "
         f"--parallel {args.parallel}\n"
     )
+    labels = {
+        "umhctl": "umhctl apply --yes",
+        "pyinfra": "pyinfra -y inventory.py deploy.py",
+        "floor": "SSH floor (bench/ssh_floor.py)",
+    }
     print("no-op (site converged):")
-    print(timings(noop, {"umhctl": "umhctl apply --yes", "pyinfra": "pyinfra -y inventory.py deploy.py"}))
+    print(timings(noop, labels))
     print(f"\none change ({CHANGED_FILE} on every device, one restart):")
-    print(timings(change, {"umhctl": "umhctl apply --yes", "pyinfra": "pyinfra -y inventory.py deploy.py"}))
+    print(timings(change, labels))
     rows = [["per device (median)", "connections", "remote commands", "SFTP sessions"]]
     for label, per in counts.items():
         rows.append(
@@ -196,6 +207,12 @@ def main() -> int:
     noop_ratio = median(noop["pyinfra"]) / median(noop["umhctl"])
     change_ratio = median(change["pyinfra"]) / median(change["umhctl"])
     print(f"\nno-op: umhctl {noop_ratio:.1f}x faster than pyinfra; one change: {change_ratio:.1f}x faster")
+    floor_s = median(noop["floor"])
+    over = {k: median(runs[k]) / floor_s for runs, k in ((noop, "umhctl"), (noop, "pyinfra"))}
+    print(
+        f"against the SSH floor: no-op umhctl {over['umhctl']:.1f}x, pyinfra {over['pyinfra']:.1f}x; one change "
+        f"umhctl {median(change['umhctl']) / floor_s:.1f}x, pyinfra {median(change['pyinfra']) / floor_s:.1f}x"
+    )
     print(f"ansible: {refusal}")
     return finish(
         [
