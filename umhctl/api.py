@@ -156,6 +156,24 @@ def _targets(
     return targets
 
 
+def _fleet(
+    loaded: LoadedBlueprint,
+    version: BlueprintVersion,
+    devices: list[str] | None,
+    inventory: InventoryFor | None,
+    identity: Path | None,
+    via: str | None,
+    hints: Hints,
+    command: str,
+) -> tuple[SecretStore, list[Target]]:
+    """The secrets and the devices (reached as `via` says) of a plan, apply or status run."""
+    from umhctl.secrets import SecretStore
+
+    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, login_key=identity)
+    site = _inventory(loaded, inventory, identity, via, hints.via_management(command))
+    return secrets, _targets(loaded, secrets, site, version, devices, hints)
+
+
 def _version(loaded: LoadedBlueprint) -> BlueprintVersion:
     from umhctl.gitinfo import blueprint_version
     from umhctl.render import render_inputs
@@ -205,14 +223,11 @@ def plan(
     hints: Hints | None = None,
 ) -> PlanResult:
     from umhctl.converge import ContentCache, Phases, plan_site, save_plan
-    from umhctl.secrets import SecretStore
 
     hints = hints or Hints()
     loaded = load_blueprint(file)
     version = _version(loaded)
-    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, login_key=identity)
-    site = _inventory(loaded, inventory, identity, via, hints.via_management("plan"))
-    fleet = _targets(loaded, secrets, site, version, devices, hints)
+    _, fleet = _fleet(loaded, version, devices, inventory, identity, via, hints, "plan")
     info = _info(loaded, version)
     phases = Phases(info, ContentCache(), hints, command="plan")
     result = plan_site(info, fleet, phases, parallel=parallel, reporter=reporter)
@@ -241,7 +256,6 @@ def apply(
     from umhctl.converge import ContentCache, Phases, apply_plan, load_plan, plan_site
     from umhctl.plan.model import Plan
     from umhctl.runstate import last_failed, save_outcomes
-    from umhctl.secrets import SecretStore
 
     started = time.monotonic()
     hints = hints or Hints()
@@ -262,9 +276,7 @@ def apply(
     if version.dirty and not allow_dirty:
         message, hint = version.refusal(file, "apply")
         raise UmhctlError(message, hint=hint)
-    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, login_key=identity)
-    site = _inventory(loaded, inventory, identity, via, hints.via_management("apply"))
-    fleet = _targets(loaded, secrets, site, version, devices, hints)
+    secrets, fleet = _fleet(loaded, version, devices, inventory, identity, via, hints, "apply")
     _uncommitted_secrets(secrets, allow_dirty)
     info = _info(loaded, version)
     phases = Phases(info, ContentCache(), hints, command="apply", force_unlock=force_unlock)
@@ -554,15 +566,12 @@ def status(
     """Each device's health in one SSH round trip: reachable, applied commit vs HEAD, drift, failed units, k3s,
     Flatcar version (umhctl.sitestatus)."""
     from umhctl.converge import plan_site
-    from umhctl.secrets import SecretStore
     from umhctl.sitestatus import StatusPhases, StatusResult, judge
 
     hints = hints or Hints()
     loaded = load_blueprint(file)
     version = _version(loaded)
-    secrets = SecretStore.for_blueprint(loaded.blueprint, loaded.path.parent, login_key=identity)
-    site = _inventory(loaded, inventory, identity, via, hints.via_management("status"))
-    fleet = _targets(loaded, secrets, site, version, devices, hints)
+    _, fleet = _fleet(loaded, version, devices, inventory, identity, via, hints, "status")
     info = _info(loaded, version)
     phases = StatusPhases(info, hints)
     plan = plan_site(info, fleet, phases, parallel=parallel, reporter=reporter)
