@@ -6,9 +6,14 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from umhctl.sim.state import SimSite
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,6 +63,34 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+@dataclass
+class SiteRepo:
+    """A simulated site as the site tests see it: its git repository, its blueprint and each device's root.
+    Each test module subclasses it with the way it runs the CLI (text, JSON, stdout and stderr apart)."""
+
+    repo: Path
+    blueprint: Path
+
+    @property
+    def sim(self) -> SimSite:
+        from umhctl.sim.state import SimSite
+
+        return SimSite.load(self.blueprint)
+
+    def file(self, device: str, path: str) -> Path:
+        return self.sim.root(device) / path.lstrip("/")
+
+    def edit(self, old: str, new: str, message: str) -> None:
+        """Replace the first `old` in the blueprint and commit."""
+        text = self.blueprint.read_text()
+        assert old in text, old
+        self.commit(text.replace(old, new, 1), message)
+
+    def commit(self, text: str, message: str) -> None:
+        self.blueprint.write_text(text)
+        git(self.repo, "commit", "-qam", message)
 
 
 @contextmanager

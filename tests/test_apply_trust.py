@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 from umhctl import api
 from umhctl.cli import app
 from umhctl.phases import Outcome
-from umhctl.sim.state import SimSite, sim_inventory
+from umhctl.sim.state import sim_inventory
 
-from .conftest import git, needs_simulated_devices, simulated_demo_site
+from .conftest import SiteRepo, git, needs_simulated_devices, simulated_demo_site
 
 pytestmark = needs_simulated_devices
 
@@ -29,14 +29,7 @@ BASE = f"127.85.{os.getpid() % 250 + 1}.10"
 
 
 @dataclass
-class Site:
-    repo: Path
-    blueprint: Path
-
-    @property
-    def sim(self) -> SimSite:
-        return SimSite.load(self.blueprint)
-
+class Site(SiteRepo):
     def run(self, *args: str) -> tuple[int, str, str]:
         result = CliRunner().invoke(app, list(args))
         return result.exit_code, result.stdout, result.stderr
@@ -53,15 +46,6 @@ class Site:
 
     def converged(self) -> bool:
         return self.run("plan", "--sim", "-f", str(self.blueprint), "--detailed-exitcode")[0] == 0
-
-    def file(self, device: str, path: str) -> Path:
-        return self.sim.root(device) / path.lstrip("/")
-
-    def edit(self, old: str, new: str, message: str) -> None:
-        text = self.blueprint.read_text()
-        assert old in text, old
-        self.blueprint.write_text(text.replace(old, new, 1))
-        git(self.repo, "commit", "-qam", message)
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from umhctl.cli import app
-from umhctl.sim.state import SimSite
 
-from .conftest import ROOT, git, needs_simulated_devices, simulated_demo_site
+from .conftest import ROOT, SiteRepo, git, needs_simulated_devices, simulated_demo_site
 
 pytestmark = needs_simulated_devices
 
@@ -29,26 +28,10 @@ BASE = f"127.87.{os.getpid() % 250 + 1}.10"
 
 
 @dataclass
-class Site:
-    repo: Path
-    blueprint: Path
-
-    @property
-    def sim(self) -> SimSite:
-        return SimSite.load(self.blueprint)
-
+class Site(SiteRepo):
     def run(self, *args: str) -> tuple[int, str]:
         result = CliRunner().invoke(app, [*args, "-f", str(self.blueprint)])
         return result.exit_code, result.output
-
-    def file(self, device: str, path: str) -> Path:
-        return self.sim.root(device) / path.lstrip("/")
-
-    def edit(self, old: str, new: str, message: str) -> None:
-        text = self.blueprint.read_text()
-        assert old in text, old
-        self.blueprint.write_text(text.replace(old, new, 1))
-        git(self.repo, "commit", "-qam", message)
 
     def converged(self) -> bool:
         return self.run("plan", "--sim", "--detailed-exitcode")[0] == 0

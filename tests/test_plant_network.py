@@ -21,9 +21,8 @@ from typer.testing import CliRunner
 from umhctl.artifacts import ArtifactCache, LockFile
 from umhctl.cli import app
 from umhctl.sim import publisher
-from umhctl.sim.state import SimSite
 
-from .conftest import git, needs_simulated_devices, simulated_demo_site
+from .conftest import SiteRepo, needs_simulated_devices, simulated_demo_site
 
 pytestmark = needs_simulated_devices
 
@@ -31,14 +30,7 @@ BASE = f"127.86.{os.getpid() % 250 + 1}.10"
 
 
 @dataclass
-class Site:
-    repo: Path
-    blueprint: Path
-
-    @property
-    def sim(self) -> SimSite:
-        return SimSite.load(self.blueprint)
-
+class Site(SiteRepo):
     def run(self, *args: str) -> tuple[int, str]:
         result = CliRunner().invoke(app, [*args, "-f", str(self.blueprint)])
         return result.exit_code, result.stdout + result.stderr
@@ -46,15 +38,6 @@ class Site:
     def plan(self) -> dict:
         result = CliRunner().invoke(app, ["plan", "--sim", "-f", str(self.blueprint), "-o", "json"])
         return json.loads(result.stdout)
-
-    def file(self, device: str, path: str) -> Path:
-        return self.sim.root(device) / path.lstrip("/")
-
-    def edit(self, old: str, new: str, message: str) -> None:
-        text = self.blueprint.read_text()
-        assert old in text, old
-        self.blueprint.write_text(text.replace(old, new, 1))
-        git(self.repo, "commit", "-qam", message)
 
     def pin(self, version: str) -> str:
         lock = LockFile.load(self.sim.state_dir / publisher.LOCK_FILE)

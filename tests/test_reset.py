@@ -15,9 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from umhctl.cli import app
-from umhctl.sim.state import SimSite
 
-from .conftest import git, needs_simulated_devices, simulated_demo_site
+from .conftest import SiteRepo, git, needs_simulated_devices, simulated_demo_site
 
 pytestmark = needs_simulated_devices
 
@@ -25,14 +24,7 @@ BASE = f"127.82.{os.getpid() % 250 + 1}.10"
 
 
 @dataclass
-class Site:
-    repo: Path
-    blueprint: Path
-
-    @property
-    def sim(self) -> SimSite:
-        return SimSite.load(self.blueprint)
-
+class Site(SiteRepo):
     def run(self, *args: str) -> tuple[int, str]:
         result = CliRunner().invoke(app, list(args))
         return result.exit_code, result.stdout + result.stderr
@@ -42,9 +34,6 @@ class Site:
 
     def plan_code(self) -> int:
         return self.run("plan", "--sim", "-f", str(self.blueprint), "--detailed-exitcode")[0]
-
-    def file(self, device: str, path: str) -> Path:
-        return self.sim.root(device) / path.lstrip("/")
 
 
 @pytest.fixture(scope="module")

@@ -28,9 +28,8 @@ from umhctl.render.ignition import ignition_json
 from umhctl.render.tailscale import AUTH_KEY, ENROLL_UNIT, ENROLL_UNIT_PATH, TAILSCALED_UNIT
 from umhctl.secrets import SecretStore
 from umhctl.sim.provision import TAILNET_NODE, make_base_root, run_ignition
-from umhctl.sim.state import SimSite
 
-from .conftest import git, needs_simulated_devices, simulated_demo_site
+from .conftest import SiteRepo, needs_simulated_devices, simulated_demo_site
 from .leaks import leaks, needles, scan
 from .tailnet import AUTH_KEY as KEY
 from .tailnet import enable_tailscale, tailscale_site
@@ -182,14 +181,7 @@ def test_via_tailscale_without_the_section_is_refused_for_one_run(blueprint: Pat
 
 
 @dataclass
-class Site:
-    repo: Path
-    blueprint: Path
-
-    @property
-    def sim(self) -> SimSite:
-        return SimSite.load(self.blueprint)
-
+class Site(SiteRepo):
     def run(self, *args: str) -> tuple[int, str]:
         result = CliRunner().invoke(app, [*args, "-f", str(self.blueprint)])
         return result.exit_code, result.stdout + result.stderr
@@ -198,13 +190,6 @@ class Site:
         result = CliRunner().invoke(app, ["plan", "--sim", "-f", str(self.blueprint), "-o", "json", *extra])
         assert result.stdout, result.stderr
         return result.exit_code, json.loads(result.stdout)
-
-    def file(self, device: str, path: str) -> Path:
-        return self.sim.root(device) / path.lstrip("/")
-
-    def commit(self, text: str, message: str) -> None:
-        self.blueprint.write_text(text)
-        git(self.repo, "commit", "-qam", message)
 
 
 @pytest.fixture(scope="module")
