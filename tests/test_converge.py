@@ -389,6 +389,105 @@ def test_a_unit_that_fails_to_restart_is_reported_and_retried(site: Site) -> Non
     assert site.plan("--detailed-exitcode")[0] == 0
 
 
+class RemoteCounts:
+    """SSH connections and remote commands per device address, counted where umhctl meets paramiko (the real
+    calls go through unchanged)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import paramiko
+
+        self.connections: dict[str, int] = {}
+        self.commands: dict[str, int] = {}
+        for cls, method, counts in (
+            (paramiko.Transport, "start_client", self.connections),
+            (paramiko.Channel, "exec_command", self.commands),
+        ):
+            original = getattr(cls, method)
+
+            def counted(this: object, *args: object, _o: object = original, _c: dict = counts, **kw: object) -> object:
+                transport = this if isinstance(this, paramiko.Transport) else this.get_transport()  # type: ignore[attr-defined]
+                address = "{}:{}".format(*transport.getpeername()[:2])
+                _c[address] = _c.get(address, 0) + 1
+                return _o(this, *args, **kw)  # type: ignore[operator]
+
+            monkeypatch.setattr(cls, method, counted)
+
+
+def where(site: Site, device: str) -> str:
+    return "{}:{}".format(*site.sim.endpoint(device))
+
+
+def test_a_one_change_apply_is_one_connection_and_three_commands(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe; lock and re-read facts; write, restart, verify and unlock: one connection, three round trips."""
+    config = site.device_file("edge-01", "/etc/rancher/k3s/config.yaml")
+    config.write_text(config.read_text() + "# changed by hand\n")
+    log = site.device_file("edge-01", "/var/log/umhctl-sim/systemctl.log")
+    before = log.read_text() if log.exists() else ""
+    counts = RemoteCounts(monkeypatch)
+    code, out = site.apply()
+    assert code == 0, out
+    edge = where(site, "edge-01")
+    others = {where(site, d) for d in ("hub-01", "edge-02")}
+    assert (counts.connections[edge], counts.commands[edge]) == (1, 3), (counts.connections, counts.commands)
+    assert all((counts.connections[a], counts.commands[a]) == (1, 1) for a in others), "unchanged: the probe only"
+    assert "by hand" not in config.read_text()
+    assert not site.device_file("edge-01", "/var/lib/umhctl/lock.d").exists(), "the last round trip unlocked"
+    assert "restart -- k3s.service" in log.read_text()[len(before) :]
+    assert site.plan("--detailed-exitcode")[0] == 0
+
+
+def test_a_connection_lost_while_the_plan_is_read_is_made_again(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from umhctl import api, converge
+    from umhctl.plan.model import Plan
+    from umhctl.sim.state import sim_inventory
+
+    made: list[converge.Phases] = []
+    init = converge.Phases.__init__
+
+    def remember(self: converge.Phases, *args: object, **kwargs: object) -> None:
+        init(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self)
+
+    monkeypatch.setattr(converge.Phases, "__init__", remember)
+
+    def drop_the_line(plan: Plan) -> bool:
+        (phases,) = made
+        assert set(phases.parked) == {"edge-01"}, "only the device with changes keeps its connection"
+        transport = phases.parked["edge-01"].conn.client.get_transport()
+        assert transport is not None
+        transport.close()  # the connection dies while the operator reads the plan
+        return True
+
+    site.device_file("edge-01", "/etc/hostname").write_text("x\n")
+    counts = RemoteCounts(monkeypatch)
+    result = api.apply(site.blueprint, inventory=sim_inventory, confirm=drop_the_line)
+    assert [(o.device, o.ok) for o in result.outcomes] == [("edge-01", True)], result.outcomes
+    assert counts.connections[where(site, "edge-01")] == 2, "a new connection, with the same checks"
+    assert site.device_file("edge-01", "/etc/hostname").read_text() == "edge-01\n"
+    assert made[0].parked == {}
+
+
+def test_a_declined_apply_closes_the_connections_its_plan_kept(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from umhctl import api, converge
+    from umhctl.sim.state import sim_inventory
+
+    closed: list[str] = []
+    close = converge.Remote.close
+
+    def noting(self: converge.Remote) -> None:
+        closed.append(self.device)
+        close(self)
+
+    monkeypatch.setattr(converge.Remote, "close", noting)
+    site.device_file("edge-02", "/etc/hostname").write_text("x\n")
+    try:
+        result = api.apply(site.blueprint, inventory=sim_inventory, confirm=lambda plan: False)
+        assert result.cancelled and sorted(closed) == ["edge-01", "edge-02", "hub-01"]
+        assert site.device_file("edge-02", "/etc/hostname").read_text() == "x\n"
+    finally:
+        assert site.apply()[0] == 0
+
+
 def test_blueprint_identity_file_is_used_for_real_devices(site: Site, tmp_path: Path) -> None:
     from umhctl.blueprint.loader import load_blueprint
     from umhctl.errors import UmhctlError

@@ -73,6 +73,13 @@ CASES = {
     "lock": lambda: scripts.lock(TOKEN, "alice <a@example.com>, pid 1 on pc (umhctl apply)"),
     "lock-force": lambda: scripts.lock(TOKEN, "alice", force=True),
     "unlock": lambda: scripts.unlock(TOKEN),
+    "lock-probe": lambda: scripts.lock_and_probe(TOKEN, "alice", ["/etc/hostname"], ["k3s.service"], []),
+    "converge": lambda: scripts.converge(
+        TOKEN,
+        (["/etc/umhctl-demo/app.conf"], ["app.service"], []),
+        (changes(), desired(), record(desired()), {"changes": 5}),
+        (["app.service"], True),
+    ),
     "write": lambda: scripts.write(changes(), desired(), record(desired()), {"changes": 5}, TOKEN),
     "restart": lambda: scripts.restart(["update-ssh-keys:core", "systemd-networkd.service", "k3s.service"], True),
     "upload": lambda: scripts.upload("/opt/extensions/k3s/k3s-v1.32.2+k3s1-x86-64.raw", "ab" * 32, TOKEN, 0),
@@ -411,3 +418,68 @@ def test_backup_streams_the_existing_data_paths(scratch: Scratch, root: Path) ->
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(done.stdout))) as tar:
         member = tar.extractfile("var/lib/rancher/k3s/storage/pvc-1/data.txt")
         assert member is not None and member.read() == b"production data\n"
+
+
+# -- one round trip per step of apply -----------------------------------------------------------------------------
+
+
+def test_lock_and_probe_reads_facts_only_under_a_lock_it_took(scratch: Scratch, root: Path) -> None:
+    from umhctl.remote.gate import _lock_answer
+
+    (root / "etc/hostname").write_text("edge-01\n")
+    out = run(scratch, root, scripts.lock_and_probe("aaaa", "alice", ["/etc/hostname"], [], []))
+    first, _, rest = out.partition("\n")
+    assert _lock_answer(first).state == "locked"
+    facts = parse_facts(rest, "edge-01")
+    assert facts.path("/etc/hostname").kind == "file" and facts.lock is not None and facts.lock.token == "aaaa"
+    held = run(scratch, root, scripts.lock_and_probe("bbbb", "bob", ["/etc/hostname"], [], []))
+    assert held.split()[0] == "HELD" and len(held.splitlines()) == 1, "no facts for a run that holds no lock"
+
+
+def test_converge_writes_restarts_verifies_and_unlocks_in_one_script(scratch: Scratch, root: Path) -> None:
+    from umhctl.remote.gate import parse_converged
+
+    assert run(scratch, root, scripts.lock("aaaa", "alice")).strip() == "LOCKED"
+    state = desired()
+    probe = ([f.path for f in state.files] + [link.path for link in state.links], ["app.service"], [])
+    script = scripts.converge(
+        "aaaa", probe, (changes()[:4], state, record(state), {"changes": 4}), (["app.service"], False)
+    )
+    done = scratch.run(root, script)
+    answer = parse_converged(done.stdout, done.stderr, "edge-01")
+    assert (answer.write_status, answer.applied, answer.restart_status, answer.unlocked) == (0, True, 0, True)
+    assert answer.facts is not None and answer.facts.path("/etc/umhctl-demo/app.conf").sha256 == state.files[0].sha256
+    assert not (root / LOCK_DIR.lstrip("/")).exists()
+    assert (root / "etc/umhctl-demo/current").readlink() == Path("app.conf")
+
+
+def test_a_failed_write_in_converge_restarts_nothing_and_still_unlocks(scratch: Scratch, root: Path) -> None:
+    from umhctl.remote.gate import parse_converged
+
+    assert run(scratch, root, scripts.lock("aaaa", "alice")).strip() == "LOCKED"
+    (root / "etc/umhctl-demo").write_text("a file where the directory belongs\n")
+    state = desired()
+    script = scripts.converge(
+        "aaaa", (["/etc/hostname"], [], []), (changes()[:4], state, record(state), {}), (["app.service"], False)
+    )
+    done = scratch.run(root, script)
+    answer = parse_converged(done.stdout, done.stderr, "edge-01")
+    assert answer.write_status not in (0, None) and not answer.applied and not answer.renaming
+    assert answer.restart_status is None and answer.facts is None, "nothing after a failed write"
+    assert answer.unlocked is True and not (root / LOCK_DIR.lstrip("/")).exists()
+    assert not list((root / "home/core/.ssh/authorized_keys.d").glob(".umhctl-*")), "its temp files are gone"
+    assert (root / "etc/umhctl-demo").read_text() == "a file where the directory belongs\n"
+
+
+def test_converge_answers_what_it_did_when_a_restart_fails(scratch: Scratch, root: Path) -> None:
+    from umhctl.remote.gate import parse_converged
+
+    spy = root / "opt/spy"
+    spy.mkdir(parents=True)
+    (spy / "systemctl").write_text('#!/bin/bash\n[ "$1" = restart ] && [ "$3" = bad.service ] && exit 1\nexit 0\n')
+    (spy / "systemctl").chmod(0o755)
+    script = scripts.converge("aaaa", (["/etc/hostname"], [], []), None, (["good.service", "bad.service"], False))
+    done = scratch.run(root, "export PATH=/opt/spy:$PATH\n" + script)
+    answer = parse_converged(done.stdout, done.stderr, "edge-01")
+    assert answer.write_status is None and answer.restart_status == 1 and answer.restart_failed == ["bad.service"]
+    assert answer.facts is not None and answer.unlocked is False, "NOT_HELD: this run held no lock"

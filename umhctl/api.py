@@ -289,13 +289,16 @@ def apply(
             )
         names = {t.device for t in fleet}
         work = Plan(saved.blueprint, [d for d in saved.devices if d.device in names], saved.umhctl_version)
-    else:
-        work = plan_site(info, fleet, phases, parallel=parallel, reporter=reporter)
-    if not work.has_changes and not force_unlock:
-        return ApplyResult(work, [_unplanned(d.device, d.error) for d in work.devices if d.error])
-    if confirm is not None and not confirm(work):
-        return ApplyResult(work, [], cancelled=True)
-    outcomes = apply_plan(work, fleet, phases, parallel=parallel, reporter=reporter)
+    try:
+        if saved is None:
+            work = plan_site(info, fleet, phases, parallel=parallel, reporter=reporter, keep=True)
+        if not work.has_changes and not force_unlock:
+            return ApplyResult(work, [_unplanned(d.device, d.error) for d in work.devices if d.error])
+        if confirm is not None and not confirm(work):
+            return ApplyResult(work, [], cancelled=True)
+        outcomes = apply_plan(work, fleet, phases, parallel=parallel, reporter=reporter)
+    finally:
+        phases.close()
     # Devices that could not even be planned (unreachable, ...) belong in the results too.
     outcomes = [_unplanned(d.device, d.error) for d in work.devices if d.error] + outcomes
     save_outcomes(loaded.path, outcomes)

@@ -30,7 +30,7 @@ from umhctl.lockholder import gone, where
 from umhctl.phases import Outcome, Phase, Reporter, run_fleet
 from umhctl.plan.model import Action, Change, DevicePlan, Plan
 from umhctl.plan.planner import Stamp, managed_restarts, plan_device, secret_paths
-from umhctl.remote.gate import Remote
+from umhctl.remote.gate import Converged, Remote
 from umhctl.remote.ssh import Endpoint
 from umhctl.render.desired import DesiredState
 
@@ -79,6 +79,7 @@ class DeviceRun:
     remote: Remote | None = None
     facts: Facts | None = None
     locked: bool = False
+    converged: Converged | None = None  # the answer of the write-restart-verify-unlock round trip, once sent
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -141,6 +142,8 @@ class Phases:
         self.force_unlock = force_unlock
         self.token = secrets.token_hex(8)
         self.command = command
+        # Connections a plan made for apply to use: one connection per device for the whole run.
+        self.parked: dict[str, Remote] = {}
         self.when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
         self.check_render = Phase("check-render", "checking the plan against the render", self._check_render)
@@ -148,8 +151,8 @@ class Phases:
         self.connect = Phase("connect", "connecting", self._connect)
         self.probe = Phase("probe", "reading facts", self._probe)
         self.make_plan = Phase("plan", "planning", self._plan)
-        self.lock = Phase("lock", "locking", self._lock)
-        self.recheck = Phase("recheck", "re-reading facts", self._recheck)
+        self.lock = Phase("lock", "locking and reading facts", self._lock)
+        self.recheck = Phase("recheck", "checking the facts against the plan", self._recheck)
         self.upload = Phase(
             "upload",
             "uploading images",
@@ -157,7 +160,11 @@ class Phases:
             should_run=lambda run: bool(uploads(run.plan)),
             changes_device=True,
         )
-        self.write = Phase("write", "writing files", self._write, should_run=has_writes, changes_device=True)
+        # write, restart and verify share one round trip (scripts.converge, sent by the first of them that runs);
+        # each phase then judges its own part of the answer.
+        self.write = Phase(
+            "write", "writing files, restarting, verifying", self._write, should_run=has_writes, changes_device=True
+        )
         self.restart = Phase("restart", "restarting units", self._restart, should_run=has_restarts, changes_device=True)
         self.verify = Phase(
             "verify",
@@ -174,6 +181,7 @@ class Phases:
         )
         self.unlock = Phase("unlock", "unlocking", self._unlock, cleanup=True)
         self.disconnect = Phase("disconnect", "disconnecting", disconnect, cleanup=True)
+        self.park = Phase("disconnect", "disconnecting", self._park, cleanup=True)
 
     @functools.cached_property
     def who(self) -> str:
@@ -184,8 +192,10 @@ class Phases:
     def holder(self) -> str:
         return describe_holder(self.who, self.command)
 
-    def plan_phases(self) -> list[Phase[DeviceRun]]:
-        return [self.connect, self.probe, self.make_plan, self.disconnect]
+    def plan_phases(self, *, keep: bool = False) -> list[Phase[DeviceRun]]:
+        """`keep`: the plan is for an apply of this run, which goes on with the connection of each device that
+        has something to do (see `close`)."""
+        return [self.connect, self.probe, self.make_plan, self.park if keep else self.disconnect]
 
     def apply_phases(self) -> list[Phase[DeviceRun]]:
         return [
@@ -204,10 +214,10 @@ class Phases:
         ]
 
     def converge_phases(self) -> list[Phase[DeviceRun]]:
-        """After reset's reboot: plan the rebuilt device, then apply exactly as apply does (connected already)."""
+        """After reset's reboot: plan the rebuilt device (its facts read under the lock), then apply exactly as
+        apply does (connected already)."""
         return [
             self.lock,
-            self.probe,
             self.make_plan,
             self.check_plan,
             self.upload,
@@ -222,7 +232,26 @@ class Phases:
     # -- phases ---------------------------------------------------------------------------------------------
 
     def _connect(self, run: DeviceRun) -> None:
+        parked = self.parked.pop(run.device, None)
+        if parked is not None and parked.alive:
+            run.remote = parked
+            return
+        if parked is not None:
+            parked.close()  # it died while the operator read the plan: a fresh one, with the same checks
         run.remote = Remote.connect(run.target.endpoint)
+
+    def _park(self, run: DeviceRun) -> None:
+        if run.remote is not None and run.plan is not None and (run.plan.has_changes or self.force_unlock):
+            self.parked[run.device] = run.remote
+            run.remote = None
+        else:
+            disconnect(run)
+
+    def close(self) -> None:
+        """Close the connections a plan kept that apply did not take (a declined or failed run)."""
+        while self.parked:
+            _, remote = self.parked.popitem()
+            remote.close()
 
     def _probe(self, run: DeviceRun) -> None:
         assert run.remote is not None
@@ -323,8 +352,18 @@ class Phases:
         )
 
     def _lock(self, run: DeviceRun) -> None:
+        """Take the lock and read the facts under it, in one round trip."""
+        self._take_lock(run, probe=True)
+
+    def lock_only(self, run: DeviceRun) -> None:
+        self._take_lock(run, probe=False)
+
+    def _take_lock(self, run: DeviceRun, *, probe: bool) -> None:
         assert run.remote is not None
-        answer = run.remote.lock(self.token, self.holder, force=self.force_unlock)
+        asked = probed(run.target.desired) if probe else None
+        answer = run.remote.lock(self.token, self.holder, force=self.force_unlock, probe=asked)
+        if answer.facts is not None:
+            run.facts = answer.facts
         if answer.state == "locked":
             run.locked = True
         elif answer.state == "took_over":
@@ -352,11 +391,11 @@ class Phases:
         if run.locked and run.remote is not None:
             run.locked = False
             if not run.remote.unlock(self.token):
-                run.notes.append("the lock was taken away while this run held it (--force-unlock by someone else)")
+                run.notes.append(LOCK_TAKEN)
 
     def _recheck(self, run: DeviceRun) -> None:
+        """The facts read under the lock must be those the plan was made from."""
         assert run.plan is not None
-        self._probe(run)
         facts = run.facts
         assert facts is not None
         sealed = secret_paths(run.target.desired, facts)
@@ -391,20 +430,54 @@ class Phases:
         run.remote.prune(old)
         run.notes.append("removed " + ", ".join(p.rsplit("/", 1)[1] for p in old))
 
-    def _write(self, run: DeviceRun) -> None:
+    def _round_trip(self, run: DeviceRun) -> Converged:
+        """Send the write, the restarts, the verifying probe and (unless old images are still to go) the unlock
+        in one script, once per run; later phases read the same answer."""
+        if run.converged is not None:
+            return run.converged
         assert run.remote is not None and run.plan is not None
-        record = self.record(run)
-        history = {k: record[k] for k in ("applied_at", "applied_by", "blueprint", "umhctl_version")}
-        history["changes"] = sum(1 for c in run.plan.changes if c.kind != "unit")
+        write = None
         writes = [c for c in run.plan.changes if c.kind in WRITES]
-        run.notes += run.remote.write(writes, run.target.desired, record, history, self.token)
+        if writes:
+            record = self.record(run)
+            history = {k: record[k] for k in ("applied_at", "applied_by", "blueprint", "umhctl_version")}
+            history["changes"] = sum(1 for c in run.plan.changes if c.kind != "unit")
+            write = (writes, run.target.desired, record, history)
+        units = [c.target for c in run.plan.changes if c.action is Action.RESTART]
+        restart = (units, run.plan.daemon_reload) if has_restarts(run) else None
+        unlock = run.locked and not prunes(run.plan)
+        answer = run.remote.converge(self.token, probed(run.target.desired), write, restart, unlock=unlock)
+        run.converged = answer
+        if answer.unlocked is not None:
+            run.locked = False
+            if not answer.unlocked:
+                run.notes.append(LOCK_TAKEN)
+        return answer
+
+    def _write(self, run: DeviceRun) -> None:
+        assert run.plan is not None
+        answer = self._round_trip(run)
+        if answer.write_status != 0 or not answer.applied:
+            state = (
+                "some files may be in place: run plan to see what is left"
+                if answer.renaming
+                else "the device was left unchanged"
+            )
+            status = "no answer" if answer.write_status is None else f"exit {answer.write_status}"
+            raise UmhctlError(f"writing files failed ({status}); {state}: {_tail(answer.stderr)}")
+        run.notes += answer.warnings
         self.cache.put_all(run.target.desired)
         run.notes.append(describe(run.plan))
 
     def _restart(self, run: DeviceRun) -> None:
-        assert run.remote is not None and run.plan is not None
+        assert run.plan is not None
+        answer = self._round_trip(run)
         units = [c.target for c in run.plan.changes if c.action is Action.RESTART]
-        run.remote.restart(units, run.plan.daemon_reload)
+        if answer.restart_status != 0:
+            failed = ", ".join(answer.restart_failed) or (
+                "systemd daemon-reload" if answer.restart_status is not None else "(no answer)"
+            )
+            raise UmhctlError(f"files are in place, but restarting failed for {failed}: {_tail(answer.stderr)}")
         if units:
             run.notes.append("restarted " + ", ".join(units))
 
@@ -412,7 +485,11 @@ class Phases:
         """A new plan must be empty (restarts aside) and no unit restarted for this run may have failed."""
         assert run.plan is not None
         restarted = [c.target for c in run.plan.changes if c.action is Action.RESTART]
-        self._probe(run)
+        answer = self._round_trip(run)
+        if answer.facts is None:
+            why = answer.facts_error or f"no answer ({_tail(answer.stderr) or 'connection lost?'})"
+            raise UmhctlError(f"the changes were made, but reading the device's state to verify them failed: {why}")
+        run.facts = answer.facts
         after = self.device_plan(run)
         # Restarts are checked below by unit state; old images are removed after this check (prune).
         left = [c for c in after.changes if c.action is not Action.RESTART and c not in prunes(after)]
@@ -462,6 +539,13 @@ class Phases:
         }
 
 
+LOCK_TAKEN = "the lock was taken away while this run held it (--force-unlock by someone else)"
+
+
+def _tail(text: str, limit: int = 300) -> str:
+    return text.strip()[-limit:]
+
+
 def _is_temp(path: str) -> bool:
     return path.startswith("/") and bool(TEMP_NAME.fullmatch(path.rsplit("/", 1)[-1]))
 
@@ -497,10 +581,18 @@ def describe(plan: DevicePlan) -> str:
 
 
 def plan_site(
-    info: dict[str, Any], fleet: Sequence[Target], phases: Phases, *, parallel: int, reporter: Reporter | None
+    info: dict[str, Any],
+    fleet: Sequence[Target],
+    phases: Phases,
+    *,
+    parallel: int,
+    reporter: Reporter | None,
+    keep: bool = False,
 ) -> Plan:
+    """Plan every device. `keep`: for an apply, which then uses the same connections (`Phases.close` closes
+    those it did not use)."""
     runs = [DeviceRun(t.device, t) for t in fleet]
-    outcomes = run_fleet(runs, phases.plan_phases(), parallel=parallel, reporter=reporter, activity="plan")
+    outcomes = run_fleet(runs, phases.plan_phases(keep=keep), parallel=parallel, reporter=reporter, activity="plan")
     devices = []
     for run, outcome in zip(runs, outcomes, strict=True):
         if outcome.ok and run.plan is not None:

@@ -144,7 +144,7 @@ class ResetPhases:
     def __init__(self, converge: Phases) -> None:
         self.converge = converge
         self.connect = Phase("connect", "connecting", converge._connect, should_run=_not_waiting)
-        self.lock = Phase("lock-before-reset", "locking", converge._lock, should_run=_not_waiting)
+        self.lock = Phase("lock-before-reset", "locking", converge.lock_only, should_run=_not_waiting)
         self.images = Phase(
             "check-images",
             "checking kept images",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 from collections.abc import Sequence
@@ -35,6 +36,27 @@ class LockAnswer:
     state: str  # "locked", "took_over", "held" or "busy"
     age: int = 0  # seconds the lock found there had been held
     holder: str = ""  # who held it (as its run described itself), when known
+    facts: Facts | None = None  # read under the lock, when asked for and the lock was taken
+
+
+Probed = tuple[Sequence[str], Sequence[str], Sequence[str]]  # paths, units, image directories (converge.probed)
+
+
+@dataclass
+class Converged:
+    """What came back from scripts.converge: each part's outcome, None where the part did not run (or the
+    connection was lost before it)."""
+
+    write_status: int | None = None
+    renaming: bool = False  # the write had started renaming files into place
+    applied: bool = False
+    warnings: list[str] = field(default_factory=list)
+    restart_status: int | None = None
+    restart_failed: list[str] = field(default_factory=list)
+    facts: Facts | None = None
+    facts_error: str | None = None  # the verifying probe came back damaged
+    unlocked: bool | None = None  # None: not asked to unlock, or the answer never came
+    stderr: str = ""
 
 
 class Remote:
@@ -53,6 +75,10 @@ class Remote:
 
     def close(self) -> None:
         self.conn.close()
+
+    @property
+    def alive(self) -> bool:
+        return self.conn.alive
 
     # -- facts ----------------------------------------------------------------------------------------------
 
@@ -73,21 +99,20 @@ class Remote:
 
     # -- lock -----------------------------------------------------------------------------------------------
 
-    def lock(self, token: str, holder: str, *, force: bool = False) -> LockAnswer:
-        out = self.conn.run(scripts.lock(token, holder, force=force)).stdout.strip()
-        word, _, rest = out.partition(" ")
-        if word == "LOCKED":
-            return LockAnswer("locked")
-        if word in ("TOOK_OVER", "HELD"):
-            age, _, who = rest.partition(" ")
-            try:
-                seconds = int(age)
-            except ValueError:
-                seconds = 0
-            return LockAnswer("took_over" if word == "TOOK_OVER" else "held", seconds, _decode(who))
-        if word == "BUSY":
-            return LockAnswer("busy")
-        raise UmhctlError(f"could not take the device lock: {out[-200:] or 'no answer'}")
+    def lock(self, token: str, holder: str, *, force: bool = False, probe: Probed | None = None) -> LockAnswer:
+        """Take the device lock; with `probe`, also read the facts under it in the same round trip."""
+        if probe is None:
+            out = self.conn.run(scripts.lock(token, holder, force=force)).stdout.strip()
+            answer = _lock_answer(out)
+        else:
+            result = self.conn.run(scripts.lock_and_probe(token, holder, *probe, force=force))
+            first, _, rest = result.stdout.partition("\n")
+            answer = _lock_answer(first.strip())
+            if answer.state in ("locked", "took_over"):
+                # The lock is this run's now: whatever goes wrong reading the facts, the unlock phase releases it.
+                facts = parse_facts(rest, self.device)
+                answer = LockAnswer(answer.state, answer.age, answer.holder, facts)
+        return answer
 
     def unlock(self, token: str) -> bool:
         """Release this run's lock; False when the run no longer held it (someone forced it away)."""
@@ -95,33 +120,22 @@ class Remote:
 
     # -- changes --------------------------------------------------------------------------------------------
 
-    def write(
+    def converge(
         self,
-        changes: Sequence[Change],
-        desired: DesiredState,
-        record: dict[str, Any],
-        history: dict[str, Any],
         token: str,
-    ) -> list[str]:
-        """Carry out the file, link and record changes; returns warnings. Raises saying whether anything moved."""
-        result = self.conn.run(scripts.write(changes, desired, record, history, token))
-        if result.status != 0 or "APPLIED" not in result.stdout.split():
-            state = (
-                "some files may be in place: run plan to see what is left"
-                if "RENAMING" in result.stdout.split()
-                else "the device was left unchanged"
-            )
-            raise UmhctlError(f"writing files failed (exit {result.status}); {state}: {_tail(result.stderr)}")
-        return [line.removeprefix("WARNING ") for line in result.stdout.splitlines() if line.startswith("WARNING ")]
-
-    def restart(self, units: Sequence[str], daemon_reload: bool) -> None:
-        result = self.conn.run(scripts.restart(units, daemon_reload))
-        failed = [line.split(" ", 1)[1] for line in result.stdout.splitlines() if line.startswith("FAILED ")]
-        if result.status != 0:
-            raise UmhctlError(
-                "files are in place, but restarting failed for "
-                f"{', '.join(failed) or 'systemd daemon-reload'}: {_tail(result.stderr)}"
-            )
+        probe: Probed,
+        write: tuple[Sequence[Change], DesiredState, dict[str, Any], dict[str, Any]] | None,
+        restart: tuple[Sequence[str], bool] | None,
+        *,
+        unlock: bool,
+    ) -> Converged:
+        """Write, restart, probe again and unlock in one round trip (scripts.converge); the answer as data, for
+        the phases to judge part by part. A lost connection shows as the parts that never answered."""
+        try:
+            result = self.conn.run(scripts.converge(token, probe, write, restart, unlock=unlock))
+        except UmhctlError as exc:
+            return Converged(stderr=str(exc).removeprefix(f"{self.device}: "))
+        return parse_converged(result.stdout, result.stderr, self.device)
 
     def upload(self, path: str, source: Path, sha256: str, token: str, index: int) -> None:
         """Put an artifact in place from the operator's cache; its hash is checked on the device first."""
@@ -190,6 +204,57 @@ class Remote:
             target.unlink(missing_ok=True)
             raise UmhctlError(f"backing up {what} failed (exit {status})")
         return target.stat().st_size
+
+
+def _lock_answer(out: str) -> LockAnswer:
+    word, _, rest = out.partition(" ")
+    if word == "LOCKED":
+        return LockAnswer("locked")
+    if word in ("TOOK_OVER", "HELD"):
+        age, _, who = rest.partition(" ")
+        try:
+            seconds = int(age)
+        except ValueError:
+            seconds = 0
+        return LockAnswer("took_over" if word == "TOOK_OVER" else "held", seconds, _decode(who))
+    if word == "BUSY":
+        return LockAnswer("busy")
+    raise UmhctlError(f"could not take the device lock: {out[-200:] or 'no answer'}")
+
+
+def parse_converged(stdout: str, stderr: str, device: str) -> Converged:
+    parts: dict[str, list[str]] = {}
+    statuses: dict[str, int] = {}
+    current: list[str] | None = None
+    for line in stdout.splitlines():
+        if line.startswith(scripts.MARK):
+            name, _, status = line.removeprefix(scripts.MARK).partition(" ")
+            if name.endswith("-status"):
+                with contextlib.suppress(ValueError):
+                    statuses[name.removesuffix("-status")] = int(status)
+                current = None
+            else:
+                current = parts.setdefault(name, [])
+        elif current is not None:
+            current.append(line)
+    answer = Converged(stderr=stderr)
+    if "write" in parts:
+        words = [line.split(" ", 1)[0] for line in parts["write"]]
+        answer.write_status = statuses.get("write")
+        answer.renaming, answer.applied = "RENAMING" in words, "APPLIED" in words
+        answer.warnings = [line.removeprefix("WARNING ") for line in parts["write"] if line.startswith("WARNING ")]
+    if "restart" in parts:
+        answer.restart_status = statuses.get("restart")
+        answer.restart_failed = [line.split(" ", 1)[1] for line in parts["restart"] if line.startswith("FAILED ")]
+    if "probe" in parts:
+        try:
+            answer.facts = parse_facts("\n".join(parts["probe"]), device)
+        except UmhctlError as exc:
+            answer.facts_error = str(exc).removeprefix(f"{device}: ")
+    if "unlock" in parts:
+        said = [line.strip() for line in parts["unlock"] if line.strip()]
+        answer.unlocked = said == ["UNLOCKED"] if said else None
+    return answer
 
 
 def _tail(text: str, limit: int = 300) -> str:

@@ -138,8 +138,14 @@ def probe(
     """Print the facts of `paths`, of what the last apply managed, and of everything in `dirs`: sections P, S,
     R, U, the lock (L), umhctl's leftover temp files (T), the directories it created (D), E. With
     `status_units` (the k3s units), also section X for `umhctl status`, before E."""
+    return _HEAD_LENIENT + _probe_body(paths, units, dirs, status_units)
+
+
+def _probe_body(
+    paths: Sequence[str], units: Sequence[str], dirs: Sequence[str], status_units: Sequence[str] | None = None
+) -> str:
     extra = "" if status_units is None else _STATUS % {"k3s": " ".join(q(u) for u in status_units) or '""'}
-    return _HEAD_LENIENT + _PROBE % {
+    return _PROBE % {
         "paths": " ".join(q(p) for p in paths),
         "dirs": " ".join(q(d) for d in dirs) or '""',
         "managed": MANAGED_LIST,
@@ -210,7 +216,11 @@ def lock(token: str, holder: str, *, force: bool = False) -> str:
     """Take the device lock for the run `token`. Prints one of:
     `LOCKED`; `TOOK_OVER <age> <holder-b64>` (a stale lock, or with force any lock, was taken over);
     `HELD <age> <holder-b64 or ->`; `BUSY` (the lock changed hands three times while we looked)."""
-    return _HEAD_LENIENT + _LOCK % {
+    return _HEAD_LENIENT + _lock_body(token, holder, force)
+
+
+def _lock_body(token: str, holder: str, force: bool) -> str:
+    return _LOCK % {
         "state": STATE_DIR,
         "lock": LOCK_DIR,
         "token": token,
@@ -220,9 +230,29 @@ def lock(token: str, holder: str, *, force: bool = False) -> str:
     }
 
 
+def lock_and_probe(
+    token: str, holder: str, paths: Sequence[str], units: Sequence[str], dirs: Sequence[str], *, force: bool = False
+) -> str:
+    """lock(), and once the lock is this run's (LOCKED or TOOK_OVER), the probe's facts in the same round trip:
+    facts read under the lock, which nothing can change until it is released. The lock's answer is the first
+    line; the probe's sections follow it only when the lock was taken."""
+    return (
+        _HEAD_LENIENT
+        # In a command substitution: the lock script's `exit` ends only that subshell.
+        + f"answer=$(\n{_lock_body(token, holder, force)})\n"
+        + "printf '%s\\n' \"$answer\"\n"
+        + "case $answer in LOCKED | TOOK_OVER*) ;; *) exit 0 ;; esac\n"
+        + _probe_body(paths, units, dirs)
+    )
+
+
 def unlock(token: str) -> str:
     """Release the lock only if this run holds it. Prints `UNLOCKED` or `NOT_HELD`."""
-    return _HEAD_LENIENT + (
+    return _HEAD_LENIENT + _unlock_body(token)
+
+
+def _unlock_body(token: str) -> str:
+    return (
         f"L={LOCK_DIR}\n"
         f'if [ -e "$L/token.{token}" ]; then\n'
         f'  rm -f -- "$L/token.{token}" "$L/.new.{token}"\n'
@@ -291,6 +321,12 @@ def write(
     record goes last, so it never claims a state the device does not have. Prints `RENAMING` when it starts
     changing the device and `APPLIED` when it is done.
     """
+    return _HEAD + _write_body(changes, desired, record, history, token)
+
+
+def _write_body(
+    changes: Sequence[Change], desired: DesiredState, record: dict[str, Any], history: dict[str, Any], token: str
+) -> str:
     files = {f.path: f for f in desired.files}
     links = {link.path: link for link in desired.links}
     written = {c.target for c in changes if c.kind in ("file", "link") and c.action in _WRITES}
@@ -371,7 +407,7 @@ def write(
         f"printf '%s\\n' {q(json.dumps(history, sort_keys=True))} >> {HISTORY}",
         "echo APPLIED",
     ]
-    return _HEAD + "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 _WRITES = (Action.CREATE, Action.UPDATE, Action.REPLACE)
@@ -410,6 +446,10 @@ def refresh_command(target: str) -> str:
 def restart(units: Sequence[str], daemon_reload: bool) -> str:
     """Reload systemd and restart units in order (and run refreshes such as update-ssh-keys); report each
     result instead of stopping at the first."""
+    return _HEAD_LENIENT + _restart_body(units, daemon_reload)
+
+
+def _restart_body(units: Sequence[str], daemon_reload: bool) -> str:
     lines = ["failed=0"]
     if daemon_reload:
         lines.append("systemctl daemon-reload || failed=1")
@@ -417,7 +457,42 @@ def restart(units: Sequence[str], daemon_reload: bool) -> str:
         command = refresh_command(unit) if unit.startswith(REFRESH_SSH_KEYS) else f"systemctl restart -- {q(unit)}"
         lines.append(f"if {command}; then echo RESTARTED {q(unit)}; else echo FAILED {q(unit)}; failed=1; fi")
     lines.append("exit $failed")
-    return _HEAD_LENIENT + "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
+
+
+# -- one round trip for a whole change --------------------------------------------------------------------------
+
+MARK = "@@umhctl "  # section markers of converge(); no line of the parts can start with it
+
+
+def converge(
+    token: str,
+    probe: tuple[Sequence[str], Sequence[str], Sequence[str]],
+    write: tuple[Sequence[Change], DesiredState, dict[str, Any], dict[str, Any]] | None = None,
+    restart: tuple[Sequence[str], bool] | None = None,
+    *,
+    unlock: bool = True,
+) -> str:
+    """write(), then restart() only if the write succeeded, then the probe that verifies the result, then
+    unlock(): what apply does under its lock, in one round trip instead of four. Each part runs as before in its
+    own subshell (the write's `set -e` and its clean-up trap stay its own) and its output follows a marker line
+    `@@umhctl <part>`; `@@umhctl <part>-status N` gives a part's exit status. `unlock` False keeps the lock (apply
+    still has old images to remove after verifying)."""
+    lines = [_HEAD_LENIENT.rstrip("\n"), "ok=0"]
+    if write is not None:
+        lines += [
+            f"echo '{MARK}write'",
+            f"(\nset -euo pipefail\n{_write_body(*write, token)})",
+            "ok=$?",
+            f'echo "{MARK}write-status $ok"',
+        ]
+    lines.append('if [ "$ok" -eq 0 ]; then')
+    if restart is not None:
+        lines += [f"echo '{MARK}restart'", f"(\n{_restart_body(*restart)})", f'echo "{MARK}restart-status $?"']
+    lines += [f"echo '{MARK}probe'", f"(\n{_probe_body(*probe)})", "fi"]
+    if unlock:
+        lines += [f"echo '{MARK}unlock'", _unlock_body(token).rstrip("\n")]
+    return "\n".join(lines) + "\n"
 
 
 # -- artifacts --------------------------------------------------------------------------------------------------

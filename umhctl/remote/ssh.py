@@ -33,6 +33,7 @@ VIA_MANAGEMENT = "its management address works without the tailnet: --via manage
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 logging.getLogger("paramiko").propagate = False
 COMMAND_TIMEOUT = 300.0
+KEEPALIVE_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,11 @@ class Connection:
     def close(self) -> None:
         self.client.close()
 
+    @property
+    def alive(self) -> bool:
+        transport = self.client.get_transport()
+        return transport is not None and transport.is_active()
+
     def __enter__(self) -> Connection:
         return self
 
@@ -268,6 +274,11 @@ def connect(endpoint: Endpoint, *, timeout: float = CONNECT_TIMEOUT) -> Connecti
             ) from None
         message = _unreachable(endpoint.device, where, exc, time.monotonic() - started, timeout)
         raise UmhctlError(message, hint=endpoint.hint) from None
+    transport = client.get_transport()
+    if transport is not None:
+        # apply keeps a plan's connection while the operator reads the plan: keepalives keep a NAT or firewall
+        # on the way from dropping it as idle.
+        transport.set_keepalive(KEEPALIVE_SECONDS)
     return Connection(endpoint, client)
 
 

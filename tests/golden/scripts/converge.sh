@@ -1,0 +1,169 @@
+set -u
+umask 077
+ok=0
+echo '@@umhctl write'
+(
+set -euo pipefail
+mkdirs() { [ -d "$1" ] && return 0; mkdirs "$(dirname "$1")"; mkdir -m 0755 -- "$1"; }
+newdirs() {
+  [ -d "$1" ] && return 0; newdirs "$(dirname "$1")"; mkdir -m 0755 -- "$1"; printf '%s\n' "$1" >> /var/lib/umhctl/created-dirs.list
+}
+staged=(); renames=()
+cleanup() { for t in "${staged[@]}"; do rm -f -- "$t"; done; }
+trap cleanup EXIT
+mkdirs /var/lib/umhctl
+chmod 0755 /var/lib/umhctl
+newdirs /etc/umhctl-demo
+t=/etc/umhctl-demo/.umhctl-0123abcd-0.tmp
+staged+=("$t")
+base64 -d > "$t" <<'UMHCTL_DATA'
+YW5zd2VyPTQyCg==
+UMHCTL_DATA
+chown -- root:root "$t"
+chmod -- 0644 "$t"
+sync -- "$t"
+renames+=("$t" /etc/umhctl-demo/app.conf)
+newdirs /etc/umhctl-demo
+t=/etc/umhctl-demo/.umhctl-0123abcd-1.tmp
+staged+=("$t")
+base64 -d > "$t" <<'UMHCTL_DATA'
+czNjcmV0Cg==
+UMHCTL_DATA
+chown -- root:root "$t"
+chmod -- 0600 "$t"
+sync -- "$t"
+renames+=("$t" /etc/umhctl-demo/token)
+newdirs /home/core/.ssh/authorized_keys.d
+t=/home/core/.ssh/authorized_keys.d/.umhctl-0123abcd-2.tmp
+staged+=("$t")
+base64 -d > "$t" <<'UMHCTL_DATA'
+c3NoLWVkMjU1MTkgQUFBQSBvcHMK
+UMHCTL_DATA
+chown -- core:core "$t"
+chmod -- 0600 "$t"
+sync -- "$t"
+renames+=("$t" /home/core/.ssh/authorized_keys.d/ops)
+newdirs /etc/umhctl-demo
+t=/etc/umhctl-demo/.umhctl-0123abcd-3.tmp
+staged+=("$t")
+ln -sfn -- app.conf "$t"
+renames+=("$t" /etc/umhctl-demo/current)
+newdirs /var/lib/umhctl
+t=/var/lib/umhctl/.umhctl-0123abcd-5.tmp
+staged+=("$t")
+base64 -d > "$t" <<'UMHCTL_DATA'
+L2V0Yy91bWhjdGwtZGVtby9hcHAuY29uZgovZXRjL3VtaGN0bC1kZW1vL3Rva2VuCi9ob21lL2Nv
+cmUvLnNzaC9hdXRob3JpemVkX2tleXMuZC9vcHMKL2V0Yy91bWhjdGwtZGVtby9jdXJyZW50Cg==
+UMHCTL_DATA
+chown -- root:root "$t"
+chmod -- 0644 "$t"
+sync -- "$t"
+renames+=("$t" /var/lib/umhctl/managed.list)
+newdirs /var/lib/umhctl
+t=/var/lib/umhctl/.umhctl-0123abcd-6.tmp
+staged+=("$t")
+base64 -d > "$t" <<'UMHCTL_DATA'
+ewogICJmaWxlcyI6IHsKICAgICIvZXRjL3VtaGN0bC1kZW1vL2FwcC5jb25mIjogewogICAgICAi
+cmVzdGFydHMiOiBbCiAgICAgICAgImFwcC5zZXJ2aWNlIgogICAgICBdLAogICAgICAic2VjcmV0
+IjogZmFsc2UsCiAgICAgICJzaGEyNTYiOiAiMjRjYWIwZDAxYjY3YjE4NGQwYTczN2RlM2E1YjVk
+NDdiOGI2OWIzNjIwMzI3MzI5NmQ1ZWY3NjNmN2ZkY2Y2OCIKICAgIH0sCiAgICAiL2V0Yy91bWhj
+dGwtZGVtby90b2tlbiI6IHsKICAgICAgInJlc3RhcnRzIjogWwogICAgICAgICJrM3Muc2Vydmlj
+ZSIKICAgICAgXSwKICAgICAgInNlY3JldCI6IHRydWUsCiAgICAgICJzaGEyNTYiOiAiODJiYTlk
+NzEyZDIxZGM3NTg1ZGQ2YTFmMjk3OTA2Nzk5ODU1NDdmMDA5YmFlZTEwZWEyZTNlZGQ0MWNlOTU3
+ZCIKICAgIH0sCiAgICAiL2hvbWUvY29yZS8uc3NoL2F1dGhvcml6ZWRfa2V5cy5kL29wcyI6IHsK
+ICAgICAgInJlc3RhcnRzIjogW10sCiAgICAgICJzZWNyZXQiOiBmYWxzZSwKICAgICAgInNoYTI1
+NiI6ICIyOTIxMjRiN2RiMjRjNTVkOTM0Y2ZkNzk0OWRiNWI2NzJkMWI1YWYxYTQzYmI3MTVkZWRl
+MjllM2FjOGVkN2ZiIgogICAgfQogIH0sCiAgImluc3RhbGxfZGlzayI6ICIvZGV2L3NkYSIsCiAg
+ImxpbmtzIjogewogICAgIi9ldGMvdW1oY3RsLWRlbW8vY3VycmVudCI6ICJhcHAuY29uZiIKICB9
+Cn0K
+UMHCTL_DATA
+chown -- root:root "$t"
+chmod -- 0600 "$t"
+sync -- "$t"
+renames+=("$t" /var/lib/umhctl/applied.json)
+echo RENAMING
+for ((i = 0; i < ${#renames[@]} - 4; i += 2)); do mv -f -T -- "${renames[i]}" "${renames[i+1]}"; done
+rm -f -- /etc/umhctl-demo/old.conf
+for ((i = ${#renames[@]} - 4; i < ${#renames[@]}; i += 2)); do mv -f -T -- "${renames[i]}" "${renames[i+1]}"; done
+staged=()
+sync -- /etc/umhctl-demo /home/core/.ssh/authorized_keys.d /var/lib/umhctl || echo 'WARNING directories not synced'
+printf '%s\n' '{"changes": 5}' >> /var/lib/umhctl/history.jsonl
+echo APPLIED
+)
+ok=$?
+echo "@@umhctl write-status $ok"
+if [ "$ok" -eq 0 ]; then
+echo '@@umhctl restart'
+(
+failed=0
+systemctl daemon-reload || failed=1
+if systemctl restart -- app.service; then echo RESTARTED app.service; else echo FAILED app.service; failed=1; fi
+exit $failed
+)
+echo "@@umhctl restart-status $?"
+echo '@@umhctl probe'
+(
+paths=(/etc/umhctl-demo/app.conf)
+if [ -f /var/lib/umhctl/managed.list ]; then mapfile -t -O "${#paths[@]}" paths < /var/lib/umhctl/managed.list; fi
+# Directories umhctl owns whole (artifact images): everything in them counts, leftovers included.
+for d in ""; do
+  [ -d "$d" ] && while IFS= read -r -d '' f; do paths+=("$f"); done < <(find "$d" -mindepth 1 -maxdepth 1 -print0)
+done
+declare -A seen=(); unique=()
+for p in "${paths[@]}"; do [ -n "${seen[$p]+x}" ] || { seen[$p]=1; unique+=("$p"); }; done
+paths=("${unique[@]}")
+echo P
+((${#paths[@]})) && find "${paths[@]}" -maxdepth 0 -printf '%p	%y	%m	%u	%g	%l
+' 2>/dev/null
+echo S
+files=()
+for p in "${paths[@]}"; do [ -f "$p" ] && [ ! -L "$p" ] && files+=("$p"); done
+((${#files[@]})) && sha256sum -- "${files[@]}"
+echo R
+[ -f /var/lib/umhctl/applied.json ] && base64 -w0 < /var/lib/umhctl/applied.json && echo
+echo U
+units=(app.service)
+# One line per unit, even when systemctl prints nothing for one (is-enabled of an unknown unit).
+for u in "${units[@]}"; do
+  active=$(systemctl is-active -- "$u" 2>/dev/null)
+  enabled=$(systemctl is-enabled -- "$u" 2>/dev/null)
+  printf '%s\t%s\t%s\n' "$u" "$active" "$enabled"
+done
+echo L
+L=/var/lib/umhctl/lock.d
+if [ -e "$L" ] || [ -L "$L" ]; then
+  o=''
+  for f in "$L"/token.* "$L"/info; do [ -f "$f" ] && { o=$f; break; }; done
+  since=$(stat -c %Z -- "${o:-$L}" 2>/dev/null) || since=$(date +%s)
+  who=''
+  if [ "${o##*/}" = info ]; then who=$(tail -n +2 -- "$o" | base64 -w0)
+  elif [ -n "$o" ]; then who=$(base64 -w0 < "$o"); fi
+  name=${o##*/}
+  printf '%s\t%s\t%s\n' "${name:--}" "$(( $(date +%s) - since ))" "${who:--}"
+fi
+echo T
+declare -A dirs_seen=([/var/lib/umhctl]=1)
+for p in "${paths[@]}"; do d=${p%/*}; dirs_seen[${d:-/}]=1; done
+for d in "${!dirs_seen[@]}"; do
+  [ -d "$d" ] && [ ! -L "$d" ] && find "$d" -mindepth 1 -maxdepth 1 -name '.umhctl-*.tmp' \( -type f -o -type l \) \
+    -printf '%p\n' 2>/dev/null
+done
+echo D
+if [ -f /var/lib/umhctl/created-dirs.list ]; then
+  while IFS= read -r d; do
+    [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] &&
+      printf '%s\t%s\n' "$d" "$(find "$d" -mindepth 1 -maxdepth 1 -printf x 2>/dev/null | wc -c)"
+  done < <(sort -u /var/lib/umhctl/created-dirs.list)
+fi
+echo E
+)
+fi
+echo '@@umhctl unlock'
+L=/var/lib/umhctl/lock.d
+if [ -e "$L/token.0123abcd" ]; then
+  rm -f -- "$L/token.0123abcd" "$L/.new.0123abcd"
+  rmdir -- "$L" 2>/dev/null || true
+  echo UNLOCKED
+else
+  echo NOT_HELD
+fi
