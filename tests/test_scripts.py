@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from umhctl.facts import LOCK_DIR, MANAGED_LIST, RECORD
+from umhctl.facts import CREATED_DIRS, LOCK_DIR, MANAGED_LIST, RECORD
 from umhctl.plan.model import Action, Change
 from umhctl.remote import scripts
 from umhctl.remote.gate import parse_facts, parse_status
@@ -130,8 +130,7 @@ def install_spies(root: Path) -> None:
     spy = root / "opt/spy"
     spy.mkdir(parents=True)
     (spy / "chown").write_text(
-        "#!/bin/bash\nfor a; do last=$a; done\n"
-        '[[ $last == *.umhctl-* ]] && stat -c "%a %n" -- "$last" >> /tmp/chown.log\n'
+        '#!/bin/bash\nfor a; do [[ $a == *.umhctl-* ]] && stat -c "%a %n" -- "$a" >> /tmp/chown.log; done\n'
         'exec /usr/bin/chown "$@"\n'
     )
     (spy / "sync").write_text('#!/bin/bash\nprintf "%s\\n" "$@" >> /tmp/sync.log\nexec /usr/bin/sync "$@"\n')
@@ -180,6 +179,34 @@ def test_probe_reports_the_lock_and_umhctls_own_leftover_temp_files(scratch: Scr
     assert facts.leftovers == tuple(sorted(mine)), "only umhctl's exact temp names, only next to managed paths"
 
 
+def test_probe_counts_the_entries_of_each_directory_apply_created(scratch: Scratch, root: Path) -> None:
+    for d, entries in {"/opt/a": 2, "/opt/b": 0, "/var/c d": 1}.items():
+        (root / d.lstrip("/")).mkdir(parents=True)
+        for i in range(entries):
+            (root / d.lstrip("/") / f"entry\n{i}").write_text("x")  # a newline in a name counts once
+    (root / "opt/linked").symlink_to("a")
+    record = root / CREATED_DIRS.lstrip("/")
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text("/opt/a\n/opt/b\n/var/c d\n/opt/a\n/opt/linked\n/opt/gone\n\n")
+    facts = parse_facts(run(scratch, root, scripts.probe(["/etc/hostname"], [])), "edge-01")
+    assert facts.created_dirs == {"/opt/a": 2, "/opt/b": 0, "/var/c d": 1}, "not a symlink, not what is gone"
+
+
+def test_probe_reads_every_units_state_in_one_systemctl_call(scratch: Scratch, root: Path) -> None:
+    spy = root / "opt/spy"
+    spy.mkdir(parents=True)
+    # As systemd's is-active: one line per unit, in order (an unknown unit is "inactive").
+    (spy / "systemctl").write_text(
+        '#!/bin/bash\necho "$*" >> /tmp/systemctl.log\n[[ $1 == is-active ]] || exit 1\nshift 2\n'
+        "for u; do case $u in a.service) echo active ;; b.service) echo failed ;; *) echo inactive ;; esac; done\n"
+    )
+    (spy / "systemctl").chmod(0o755)
+    out = run(scratch, root, scripts.probe([], ["a.service", "b.service", "c.service"]), spy=True)
+    facts = parse_facts(out, "edge-01")
+    assert facts.units == {"a.service": "active", "b.service": "failed", "c.service": "inactive"}
+    assert (root / "tmp/systemctl.log").read_text() == "is-active -- a.service b.service c.service\n"
+
+
 def test_a_lock_directory_without_an_owner_or_with_a_garbled_one_still_gets_an_answer(
     scratch: Scratch, root: Path
 ) -> None:
@@ -209,7 +236,7 @@ def test_the_status_probe_adds_os_version_k3s_and_failed_units(scratch: Scratch,
     (spy / "systemctl").chmod(0o755)
     script = scripts.probe(["/etc/hostname"], ["k3s.service"], [], status_units=["k3s.service"])
     facts, status = parse_status(run(scratch, root, script, spy=True), "edge-01")
-    assert facts.path("/etc/hostname").kind == "file" and facts.units == {"k3s.service": ("active", "enabled")}
+    assert facts.path("/etc/hostname").kind == "file" and facts.units == {"k3s.service": "active"}
     assert status.os_version == "4152.2.3"
     assert status.k3s == {"k3s.service": ("active", True)}
     assert status.failed_units == ["broken.service", "old.timer"]
@@ -244,6 +271,7 @@ def test_write_stages_private_temp_files_places_everything_and_syncs_directories
     assert (root / "home/core/.ssh").stat().st_mode & 0o777 == 0o755
     synced = set((root / "tmp/sync.log").read_text().split())
     assert {"/etc/umhctl-demo", "/home/core/.ssh/authorized_keys.d", "/var/lib/umhctl"} <= synced
+    assert len({p for p in synced if "/.umhctl-" in p}) == 5, "every staged file is fsynced before the renames"
     assert list(root.rglob(".umhctl-*")) == []
 
 

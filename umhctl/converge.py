@@ -498,7 +498,7 @@ class Phases:
                 "after apply the device still differs: " + ", ".join(f"{c.action.value} {c.target}" for c in left)
             )
         assert run.facts is not None
-        failed = [u for u in restarted if run.facts.units.get(u, ("", ""))[0] == "failed"]
+        failed = [u for u in restarted if run.facts.units.get(u) == "failed"]
         if failed:
             raise UmhctlError(
                 f"the files are in place, but {', '.join(failed)} failed after the restart",

@@ -54,7 +54,7 @@ class LockFact:
 class Facts:
     paths: dict[str, PathFact]
     record: dict[str, Any] | None  # the applied-state record the last apply wrote (root-only on the device)
-    units: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (is-active, is-enabled)
+    units: dict[str, str] = field(default_factory=dict)  # name -> its state (systemctl is-active)
     lock: LockFact | None = None  # a held device lock (not part of the fingerprint: taking it changes it)
     leftovers: tuple[str, ...] = ()  # temp files of interrupted applies in the directories of managed paths
     created_dirs: dict[str, int] = field(default_factory=dict)  # directories apply created -> entries in them

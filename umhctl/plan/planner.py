@@ -385,7 +385,7 @@ def plan_device(
     # A unit whose configuration umhctl manages and that failed on the device (e.g. a restart in the last apply
     # failed) is restarted again, even when no file changes: otherwise a fixed blueprint would never retry it.
     managed_units = managed_restarts(desired)
-    failed = {u for u in managed_units if facts.units.get(u, ("", ""))[0] == "failed"} - restarts
+    failed = {u for u in managed_units if facts.units.get(u) == "failed"} - restarts
     changes += [
         Change(
             Action.RESTART,

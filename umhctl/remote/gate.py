@@ -329,8 +329,8 @@ def parse_facts(output: str, device: str) -> Facts:
         record = json.loads(_text(record_lines[0])) if record_lines else None
         units = {}
         for line in sections.get("U", []):
-            name, active, enabled = (line.split("\t") + ["", ""])[:3]
-            units[name] = (active, enabled)
+            name, _, active = line.partition("\t")
+            units[name] = active
         lock = None
         for line in sections.get("L", []):
             owner, age, who = line.split("\t")

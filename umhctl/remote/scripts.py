@@ -18,6 +18,7 @@ import json
 import re
 import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from umhctl.facts import CREATED_DIRS, LOCK_DIR, MANAGED_LIST, RECORD, STATE_DIR
@@ -67,22 +68,26 @@ echo R
 [ -f %(record)s ] && base64 -w0 < %(record)s && echo
 echo U
 units=(%(units)s)
-# One line per unit, even when systemctl prints nothing for one (is-enabled of an unknown unit).
-for u in "${units[@]}"; do
-  active=$(systemctl is-active -- "$u" 2>/dev/null)
-  enabled=$(systemctl is-enabled -- "$u" 2>/dev/null)
-  printf '%%s\t%%s\t%%s\n' "$u" "$active" "$enabled"
-done
+# One systemctl for all units: it prints one state per unit, in order, unknown units "inactive" (systemd
+# src/systemctl/systemctl-is-active.c, check_unit_generic). One line per unit even if it printed fewer.
+if ((${#units[@]})); then
+  mapfile -t states < <(systemctl is-active -- "${units[@]}" 2>/dev/null)
+  for i in "${!units[@]}"; do printf '%%s\t%%s\n' "${units[i]}" "${states[i]:-}"; done
+fi
 %(lockfacts)s%(leftovers)s%(created)s%(extra)secho E
 """
 
 # Section D: the directories apply created that still exist, each with how many entries it holds.
 _PROBE_CREATED = r"""echo D
 if [ -f %(created)s ]; then
+  made=(); declare -A entries=()
   while IFS= read -r d; do
-    [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] &&
-      printf '%%s\t%%s\n' "$d" "$(find "$d" -mindepth 1 -maxdepth 1 -printf x 2>/dev/null | wc -c)"
-  done < <(sort -u %(created)s)
+    [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] && [ -z "${entries[$d]+x}" ] && { made+=("$d"); entries[$d]=0; }
+  done < %(created)s
+  # One find for all of them: %%h is the directory it started from, whatever the entries are named.
+  ((${#made[@]})) && while IFS= read -r -d '' d; do entries[$d]=$((entries[$d] + 1)); done \
+    < <(find "${made[@]}" -mindepth 1 -maxdepth 1 -printf '%%h\0' 2>/dev/null)
+  for d in "${made[@]}"; do printf '%%s\t%%s\n' "$d" "${entries[$d]}"; done
 fi
 """
 
@@ -92,12 +97,13 @@ L=%(lock)s
 if [ -e "$L" ] || [ -L "$L" ]; then
   o=''
   for f in "$L"/token.* "$L"/info; do [ -f "$f" ] && { o=$f; break; }; done
-  since=$(stat -c %%Z -- "${o:-$L}" 2>/dev/null) || since=$(date +%%s)
+  printf -v now '%%(%%s)T' -1  # the clock, without a process (bash's own strftime)
+  since=$(stat -c %%Z -- "${o:-$L}" 2>/dev/null) || since=$now
   who=''
   if [ "${o##*/}" = info ]; then who=$(tail -n +2 -- "$o" | base64 -w0)
   elif [ -n "$o" ]; then who=$(base64 -w0 < "$o"); fi
   name=${o##*/}
-  printf '%%s\t%%s\t%%s\n' "${name:--}" "$(( $(date +%%s) - since ))" "${who:--}"
+  printf '%%s\t%%s\t%%s\n' "${name:--}" "$(( now - since ))" "${who:--}"
 fi
 """
 
@@ -106,10 +112,10 @@ fi
 _PROBE_LEFTOVERS = r"""echo T
 declare -A dirs_seen=([%(state)s]=1)
 for p in "${paths[@]}"; do d=${p%%/*}; dirs_seen[${d:-/}]=1; done
-for d in "${!dirs_seen[@]}"; do
-  [ -d "$d" ] && [ ! -L "$d" ] && find "$d" -mindepth 1 -maxdepth 1 -name '%(prefix)s*.tmp' \( -type f -o -type l \) \
-    -printf '%%p\n' 2>/dev/null
-done
+look=()
+for d in "${!dirs_seen[@]}"; do [ -d "$d" ] && [ ! -L "$d" ] && look+=("$d"); done
+((${#look[@]})) && find "${look[@]}" -mindepth 1 -maxdepth 1 -name '%(prefix)s*.tmp' \( -type f -o -type l \) \
+  -printf '%%p\n' 2>/dev/null
 """
 
 # `umhctl status` asks a little more in the same round trip (section X): the OS version (os-release(5) VERSION_ID,
@@ -267,13 +273,15 @@ def _unlock_body(token: str) -> str:
 # -- writing a plan's changes -----------------------------------------------------------------------------------
 
 # Directories umhctl has to create get 0755 each (mkdir -p would make them 0700 under umask 077).
-_MKDIRS = r"""mkdirs() { [ -d "$1" ] && return 0; mkdirs "$(dirname "$1")"; mkdir -m 0755 -- "$1"; }
+# ${1%/*} ("/" for a top-level directory) is dirname(1) for the absolute, normalised paths these get, without
+# starting a process for each.
+_MKDIRS = r"""mkdirs() { [ -d "$1" ] && return 0; local up=${1%/*}; mkdirs "${up:-/}"; mkdir -m 0755 -- "$1"; }
 """
 # The same for a managed path's directories, each noted as umhctl's when it is made (CREATED_DIRS): only those are
 # ever removed again. Killed between mkdir and the note, a directory stays unnoted: kept, never wrongly removed.
 _NEWDIRS = (
     r"""newdirs() {
-  [ -d "$1" ] && return 0; newdirs "$(dirname "$1")"; mkdir -m 0755 -- "$1"; printf '%s\n' "$1" >> """
+  [ -d "$1" ] && return 0; local up=${1%/*}; newdirs "${up:-/}"; mkdir -m 0755 -- "$1"; printf '%s\n' "$1" >> """
     + CREATED_DIRS
     + "\n}\n"
 )
@@ -284,19 +292,46 @@ def _temp(token: str, index: int, path: str) -> str:
     return f"{directory.rstrip('/')}/{TEMP_PREFIX}{token}-{index}.tmp"
 
 
-def _stage_file(token: str, index: int, path: str, content: bytes, mode: int, owner: str, group: str) -> list[str]:
+@dataclass(frozen=True)
+class _Staged:
+    tmp: str
+    mode: int
+    owner: str
+    group: str
+
+
+def _stage_file(
+    token: str, index: int, path: str, content: bytes, mode: int, owner: str, group: str, staged: list[_Staged]
+) -> list[str]:
+    """Write the content to a temp file next to `path`; its owner, mode and fsync come with the others'
+    (`_settle`)."""
     tmp = _temp(token, index, path)
     data = base64.encodebytes(content).decode()
+    staged.append(_Staged(tmp, mode, owner, group))
     return [
         f"newdirs {q(path.rsplit('/', 1)[0] or '/')}",
         f"t={q(tmp)}",
         'staged+=("$t")',
         # Created 0600 (umask 077) and owned by root until chown/chmod give it its real owner and mode.
         f"base64 -d > \"$t\" <<'UMHCTL_DATA'\n{data}UMHCTL_DATA",
-        f'chown -- {q(owner)}:{q(group)} "$t"',
-        f'chmod -- {mode:04o} "$t"',
-        'sync -- "$t"',
         f'renames+=("$t" {q(path)})',
+    ]
+
+
+def _settle(staged: Sequence[_Staged]) -> list[str]:
+    """Give every staged file its owner, then its mode (chown may clear set-id bits), then fsync them all before
+    anything is renamed: one command per owner, per mode and one sync, not three per file."""
+    if not staged:
+        return []
+    owners: dict[str, list[str]] = {}
+    modes: dict[int, list[str]] = {}
+    for s in staged:
+        owners.setdefault(f"{q(s.owner)}:{q(s.group)}", []).append(q(s.tmp))
+        modes.setdefault(s.mode, []).append(q(s.tmp))
+    return [
+        *(f"chown -- {owner} {' '.join(tmps)}" for owner, tmps in owners.items()),
+        *(f"chmod -- {mode:04o} {' '.join(tmps)}" for mode, tmps in modes.items()),
+        "sync -- " + " ".join(q(s.tmp) for s in staged),
     ]
 
 
@@ -354,6 +389,7 @@ def _write_body(
         *(f"rm -f -- {q(p)}" for p in blocking),
     ]
     metadata_only: list[str] = []
+    staged: list[_Staged] = []
     touched: set[str] = set(file_deletes) | set(dirs_going)
     for index, change in enumerate(changes):
         writes = change.action in _WRITES
@@ -362,7 +398,7 @@ def _write_body(
             # before and after carry the same kind of digest (both sealed for a secret-bearing file).
             content_changes = change.before is None or change.before.get("sha256") != (change.after or {}).get("sha256")
             if content_changes or change.action is Action.REPLACE:
-                lines += _stage_file(token, index, f.path, f.content, f.mode, f.owner, f.group)
+                lines += _stage_file(token, index, f.path, f.content, f.mode, f.owner, f.group, staged)
             else:
                 metadata_only += [
                     f"chown -- {q(f.owner)}:{q(f.group)} {q(f.path)}",
@@ -379,7 +415,8 @@ def _write_body(
     for index, (path, text, mode) in enumerate(
         ((MANAGED_LIST, managed, 0o644), (RECORD, record_text, 0o600)), start=len(changes)
     ):
-        lines += _stage_file(token, index, path, text.encode(), mode, "root", "root")
+        lines += _stage_file(token, index, path, text.encode(), mode, "root", "root", staged)
+    lines += _settle(staged)
     directories = sorted({p.rsplit("/", 1)[0] or "/" for p in touched} | {STATE_DIR})
     rename = 'mv -f -T -- "${renames[i]}" "${renames[i+1]}"'
     lines += [

@@ -4,9 +4,9 @@ ok=0
 echo '@@umhctl write'
 (
 set -euo pipefail
-mkdirs() { [ -d "$1" ] && return 0; mkdirs "$(dirname "$1")"; mkdir -m 0755 -- "$1"; }
+mkdirs() { [ -d "$1" ] && return 0; local up=${1%/*}; mkdirs "${up:-/}"; mkdir -m 0755 -- "$1"; }
 newdirs() {
-  [ -d "$1" ] && return 0; newdirs "$(dirname "$1")"; mkdir -m 0755 -- "$1"; printf '%s\n' "$1" >> /var/lib/umhctl/created-dirs.list
+  [ -d "$1" ] && return 0; local up=${1%/*}; newdirs "${up:-/}"; mkdir -m 0755 -- "$1"; printf '%s\n' "$1" >> /var/lib/umhctl/created-dirs.list
 }
 staged=(); renames=()
 cleanup() { for t in "${staged[@]}"; do rm -f -- "$t"; done; }
@@ -19,9 +19,6 @@ staged+=("$t")
 base64 -d > "$t" <<'UMHCTL_DATA'
 YW5zd2VyPTQyCg==
 UMHCTL_DATA
-chown -- root:root "$t"
-chmod -- 0644 "$t"
-sync -- "$t"
 renames+=("$t" /etc/umhctl-demo/app.conf)
 newdirs /etc/umhctl-demo
 t=/etc/umhctl-demo/.umhctl-0123abcd-1.tmp
@@ -29,9 +26,6 @@ staged+=("$t")
 base64 -d > "$t" <<'UMHCTL_DATA'
 czNjcmV0Cg==
 UMHCTL_DATA
-chown -- root:root "$t"
-chmod -- 0600 "$t"
-sync -- "$t"
 renames+=("$t" /etc/umhctl-demo/token)
 newdirs /home/core/.ssh/authorized_keys.d
 t=/home/core/.ssh/authorized_keys.d/.umhctl-0123abcd-2.tmp
@@ -39,9 +33,6 @@ staged+=("$t")
 base64 -d > "$t" <<'UMHCTL_DATA'
 c3NoLWVkMjU1MTkgQUFBQSBvcHMK
 UMHCTL_DATA
-chown -- core:core "$t"
-chmod -- 0600 "$t"
-sync -- "$t"
 renames+=("$t" /home/core/.ssh/authorized_keys.d/ops)
 newdirs /etc/umhctl-demo
 t=/etc/umhctl-demo/.umhctl-0123abcd-3.tmp
@@ -55,9 +46,6 @@ base64 -d > "$t" <<'UMHCTL_DATA'
 L2V0Yy91bWhjdGwtZGVtby9hcHAuY29uZgovZXRjL3VtaGN0bC1kZW1vL3Rva2VuCi9ob21lL2Nv
 cmUvLnNzaC9hdXRob3JpemVkX2tleXMuZC9vcHMKL2V0Yy91bWhjdGwtZGVtby9jdXJyZW50Cg==
 UMHCTL_DATA
-chown -- root:root "$t"
-chmod -- 0644 "$t"
-sync -- "$t"
 renames+=("$t" /var/lib/umhctl/managed.list)
 newdirs /var/lib/umhctl
 t=/var/lib/umhctl/.umhctl-0123abcd-6.tmp
@@ -77,10 +65,12 @@ MjllM2FjOGVkN2ZiIgogICAgfQogIH0sCiAgImluc3RhbGxfZGlzayI6ICIvZGV2L3NkYSIsCiAg
 ImxpbmtzIjogewogICAgIi9ldGMvdW1oY3RsLWRlbW8vY3VycmVudCI6ICJhcHAuY29uZiIKICB9
 Cn0K
 UMHCTL_DATA
-chown -- root:root "$t"
-chmod -- 0600 "$t"
-sync -- "$t"
 renames+=("$t" /var/lib/umhctl/applied.json)
+chown -- root:root /etc/umhctl-demo/.umhctl-0123abcd-0.tmp /etc/umhctl-demo/.umhctl-0123abcd-1.tmp /var/lib/umhctl/.umhctl-0123abcd-5.tmp /var/lib/umhctl/.umhctl-0123abcd-6.tmp
+chown -- core:core /home/core/.ssh/authorized_keys.d/.umhctl-0123abcd-2.tmp
+chmod -- 0644 /etc/umhctl-demo/.umhctl-0123abcd-0.tmp /var/lib/umhctl/.umhctl-0123abcd-5.tmp
+chmod -- 0600 /etc/umhctl-demo/.umhctl-0123abcd-1.tmp /home/core/.ssh/authorized_keys.d/.umhctl-0123abcd-2.tmp /var/lib/umhctl/.umhctl-0123abcd-6.tmp
+sync -- /etc/umhctl-demo/.umhctl-0123abcd-0.tmp /etc/umhctl-demo/.umhctl-0123abcd-1.tmp /home/core/.ssh/authorized_keys.d/.umhctl-0123abcd-2.tmp /var/lib/umhctl/.umhctl-0123abcd-5.tmp /var/lib/umhctl/.umhctl-0123abcd-6.tmp
 echo RENAMING
 for ((i = 0; i < ${#renames[@]} - 4; i += 2)); do mv -f -T -- "${renames[i]}" "${renames[i+1]}"; done
 rm -f -- /etc/umhctl-demo/old.conf
@@ -123,37 +113,42 @@ echo R
 [ -f /var/lib/umhctl/applied.json ] && base64 -w0 < /var/lib/umhctl/applied.json && echo
 echo U
 units=(app.service)
-# One line per unit, even when systemctl prints nothing for one (is-enabled of an unknown unit).
-for u in "${units[@]}"; do
-  active=$(systemctl is-active -- "$u" 2>/dev/null)
-  enabled=$(systemctl is-enabled -- "$u" 2>/dev/null)
-  printf '%s\t%s\t%s\n' "$u" "$active" "$enabled"
-done
+# One systemctl for all units: it prints one state per unit, in order, unknown units "inactive" (systemd
+# src/systemctl/systemctl-is-active.c, check_unit_generic). One line per unit even if it printed fewer.
+if ((${#units[@]})); then
+  mapfile -t states < <(systemctl is-active -- "${units[@]}" 2>/dev/null)
+  for i in "${!units[@]}"; do printf '%s\t%s\n' "${units[i]}" "${states[i]:-}"; done
+fi
 echo L
 L=/var/lib/umhctl/lock.d
 if [ -e "$L" ] || [ -L "$L" ]; then
   o=''
   for f in "$L"/token.* "$L"/info; do [ -f "$f" ] && { o=$f; break; }; done
-  since=$(stat -c %Z -- "${o:-$L}" 2>/dev/null) || since=$(date +%s)
+  printf -v now '%(%s)T' -1  # the clock, without a process (bash's own strftime)
+  since=$(stat -c %Z -- "${o:-$L}" 2>/dev/null) || since=$now
   who=''
   if [ "${o##*/}" = info ]; then who=$(tail -n +2 -- "$o" | base64 -w0)
   elif [ -n "$o" ]; then who=$(base64 -w0 < "$o"); fi
   name=${o##*/}
-  printf '%s\t%s\t%s\n' "${name:--}" "$(( $(date +%s) - since ))" "${who:--}"
+  printf '%s\t%s\t%s\n' "${name:--}" "$(( now - since ))" "${who:--}"
 fi
 echo T
 declare -A dirs_seen=([/var/lib/umhctl]=1)
 for p in "${paths[@]}"; do d=${p%/*}; dirs_seen[${d:-/}]=1; done
-for d in "${!dirs_seen[@]}"; do
-  [ -d "$d" ] && [ ! -L "$d" ] && find "$d" -mindepth 1 -maxdepth 1 -name '.umhctl-*.tmp' \( -type f -o -type l \) \
-    -printf '%p\n' 2>/dev/null
-done
+look=()
+for d in "${!dirs_seen[@]}"; do [ -d "$d" ] && [ ! -L "$d" ] && look+=("$d"); done
+((${#look[@]})) && find "${look[@]}" -mindepth 1 -maxdepth 1 -name '.umhctl-*.tmp' \( -type f -o -type l \) \
+  -printf '%p\n' 2>/dev/null
 echo D
 if [ -f /var/lib/umhctl/created-dirs.list ]; then
+  made=(); declare -A entries=()
   while IFS= read -r d; do
-    [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] &&
-      printf '%s\t%s\n' "$d" "$(find "$d" -mindepth 1 -maxdepth 1 -printf x 2>/dev/null | wc -c)"
-  done < <(sort -u /var/lib/umhctl/created-dirs.list)
+    [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] && [ -z "${entries[$d]+x}" ] && { made+=("$d"); entries[$d]=0; }
+  done < /var/lib/umhctl/created-dirs.list
+  # One find for all of them: %h is the directory it started from, whatever the entries are named.
+  ((${#made[@]})) && while IFS= read -r -d '' d; do entries[$d]=$((entries[$d] + 1)); done \
+    < <(find "${made[@]}" -mindepth 1 -maxdepth 1 -printf '%h\0' 2>/dev/null)
+  for d in "${made[@]}"; do printf '%s\t%s\n' "$d" "${entries[$d]}"; done
 fi
 echo E
 )

@@ -20,36 +20,41 @@ echo R
 [ -f /var/lib/umhctl/applied.json ] && base64 -w0 < /var/lib/umhctl/applied.json && echo
 echo U
 units=(k3s.service)
-# One line per unit, even when systemctl prints nothing for one (is-enabled of an unknown unit).
-for u in "${units[@]}"; do
-  active=$(systemctl is-active -- "$u" 2>/dev/null)
-  enabled=$(systemctl is-enabled -- "$u" 2>/dev/null)
-  printf '%s\t%s\t%s\n' "$u" "$active" "$enabled"
-done
+# One systemctl for all units: it prints one state per unit, in order, unknown units "inactive" (systemd
+# src/systemctl/systemctl-is-active.c, check_unit_generic). One line per unit even if it printed fewer.
+if ((${#units[@]})); then
+  mapfile -t states < <(systemctl is-active -- "${units[@]}" 2>/dev/null)
+  for i in "${!units[@]}"; do printf '%s\t%s\n' "${units[i]}" "${states[i]:-}"; done
+fi
 echo L
 L=/var/lib/umhctl/lock.d
 if [ -e "$L" ] || [ -L "$L" ]; then
   o=''
   for f in "$L"/token.* "$L"/info; do [ -f "$f" ] && { o=$f; break; }; done
-  since=$(stat -c %Z -- "${o:-$L}" 2>/dev/null) || since=$(date +%s)
+  printf -v now '%(%s)T' -1  # the clock, without a process (bash's own strftime)
+  since=$(stat -c %Z -- "${o:-$L}" 2>/dev/null) || since=$now
   who=''
   if [ "${o##*/}" = info ]; then who=$(tail -n +2 -- "$o" | base64 -w0)
   elif [ -n "$o" ]; then who=$(base64 -w0 < "$o"); fi
   name=${o##*/}
-  printf '%s\t%s\t%s\n' "${name:--}" "$(( $(date +%s) - since ))" "${who:--}"
+  printf '%s\t%s\t%s\n' "${name:--}" "$(( now - since ))" "${who:--}"
 fi
 echo T
 declare -A dirs_seen=([/var/lib/umhctl]=1)
 for p in "${paths[@]}"; do d=${p%/*}; dirs_seen[${d:-/}]=1; done
-for d in "${!dirs_seen[@]}"; do
-  [ -d "$d" ] && [ ! -L "$d" ] && find "$d" -mindepth 1 -maxdepth 1 -name '.umhctl-*.tmp' \( -type f -o -type l \) \
-    -printf '%p\n' 2>/dev/null
-done
+look=()
+for d in "${!dirs_seen[@]}"; do [ -d "$d" ] && [ ! -L "$d" ] && look+=("$d"); done
+((${#look[@]})) && find "${look[@]}" -mindepth 1 -maxdepth 1 -name '.umhctl-*.tmp' \( -type f -o -type l \) \
+  -printf '%p\n' 2>/dev/null
 echo D
 if [ -f /var/lib/umhctl/created-dirs.list ]; then
+  made=(); declare -A entries=()
   while IFS= read -r d; do
-    [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] &&
-      printf '%s\t%s\n' "$d" "$(find "$d" -mindepth 1 -maxdepth 1 -printf x 2>/dev/null | wc -c)"
-  done < <(sort -u /var/lib/umhctl/created-dirs.list)
+    [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] && [ -z "${entries[$d]+x}" ] && { made+=("$d"); entries[$d]=0; }
+  done < /var/lib/umhctl/created-dirs.list
+  # One find for all of them: %h is the directory it started from, whatever the entries are named.
+  ((${#made[@]})) && while IFS= read -r -d '' d; do entries[$d]=$((entries[$d] + 1)); done \
+    < <(find "${made[@]}" -mindepth 1 -maxdepth 1 -printf '%h\0' 2>/dev/null)
+  for d in "${made[@]}"; do printf '%s\t%s\n' "$d" "${entries[$d]}"; done
 fi
 echo E

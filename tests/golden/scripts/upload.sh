@@ -1,6 +1,6 @@
 set -euo pipefail
 umask 077
-mkdirs() { [ -d "$1" ] && return 0; mkdirs "$(dirname "$1")"; mkdir -m 0755 -- "$1"; }
+mkdirs() { [ -d "$1" ] && return 0; local up=${1%/*}; mkdirs "${up:-/}"; mkdir -m 0755 -- "$1"; }
 mkdirs /opt/extensions/k3s
 t=/opt/extensions/k3s/.umhctl-0123abcd-0.tmp
 trap 'rm -f -- "$t"' EXIT

@@ -1,8 +1,8 @@
 set -euo pipefail
 umask 077
-mkdirs() { [ -d "$1" ] && return 0; mkdirs "$(dirname "$1")"; mkdir -m 0755 -- "$1"; }
+mkdirs() { [ -d "$1" ] && return 0; local up=${1%/*}; mkdirs "${up:-/}"; mkdir -m 0755 -- "$1"; }
 newdirs() {
-  [ -d "$1" ] && return 0; newdirs "$(dirname "$1")"; mkdir -m 0755 -- "$1"; printf '%s\n' "$1" >> /var/lib/umhctl/created-dirs.list
+  [ -d "$1" ] && return 0; local up=${1%/*}; newdirs "${up:-/}"; mkdir -m 0755 -- "$1"; printf '%s\n' "$1" >> /var/lib/umhctl/created-dirs.list
 }
 staged=(); renames=()
 cleanup() { for t in "${staged[@]}"; do rm -f -- "$t"; done; }
@@ -15,9 +15,6 @@ staged+=("$t")
 base64 -d > "$t" <<'UMHCTL_DATA'
 YW5zd2VyPTQyCg==
 UMHCTL_DATA
-chown -- root:root "$t"
-chmod -- 0644 "$t"
-sync -- "$t"
 renames+=("$t" /etc/umhctl-demo/app.conf)
 newdirs /etc/umhctl-demo
 t=/etc/umhctl-demo/.umhctl-0123abcd-1.tmp
@@ -25,9 +22,6 @@ staged+=("$t")
 base64 -d > "$t" <<'UMHCTL_DATA'
 czNjcmV0Cg==
 UMHCTL_DATA
-chown -- root:root "$t"
-chmod -- 0600 "$t"
-sync -- "$t"
 renames+=("$t" /etc/umhctl-demo/token)
 newdirs /home/core/.ssh/authorized_keys.d
 t=/home/core/.ssh/authorized_keys.d/.umhctl-0123abcd-2.tmp
@@ -35,9 +29,6 @@ staged+=("$t")
 base64 -d > "$t" <<'UMHCTL_DATA'
 c3NoLWVkMjU1MTkgQUFBQSBvcHMK
 UMHCTL_DATA
-chown -- core:core "$t"
-chmod -- 0600 "$t"
-sync -- "$t"
 renames+=("$t" /home/core/.ssh/authorized_keys.d/ops)
 newdirs /etc/umhctl-demo
 t=/etc/umhctl-demo/.umhctl-0123abcd-3.tmp
@@ -51,9 +42,6 @@ base64 -d > "$t" <<'UMHCTL_DATA'
 L2V0Yy91bWhjdGwtZGVtby9hcHAuY29uZgovZXRjL3VtaGN0bC1kZW1vL3Rva2VuCi9ob21lL2Nv
 cmUvLnNzaC9hdXRob3JpemVkX2tleXMuZC9vcHMKL2V0Yy91bWhjdGwtZGVtby9jdXJyZW50Cg==
 UMHCTL_DATA
-chown -- root:root "$t"
-chmod -- 0644 "$t"
-sync -- "$t"
 renames+=("$t" /var/lib/umhctl/managed.list)
 newdirs /var/lib/umhctl
 t=/var/lib/umhctl/.umhctl-0123abcd-6.tmp
@@ -73,10 +61,12 @@ MjllM2FjOGVkN2ZiIgogICAgfQogIH0sCiAgImluc3RhbGxfZGlzayI6ICIvZGV2L3NkYSIsCiAg
 ImxpbmtzIjogewogICAgIi9ldGMvdW1oY3RsLWRlbW8vY3VycmVudCI6ICJhcHAuY29uZiIKICB9
 Cn0K
 UMHCTL_DATA
-chown -- root:root "$t"
-chmod -- 0600 "$t"
-sync -- "$t"
 renames+=("$t" /var/lib/umhctl/applied.json)
+chown -- root:root /etc/umhctl-demo/.umhctl-0123abcd-0.tmp /etc/umhctl-demo/.umhctl-0123abcd-1.tmp /var/lib/umhctl/.umhctl-0123abcd-5.tmp /var/lib/umhctl/.umhctl-0123abcd-6.tmp
+chown -- core:core /home/core/.ssh/authorized_keys.d/.umhctl-0123abcd-2.tmp
+chmod -- 0644 /etc/umhctl-demo/.umhctl-0123abcd-0.tmp /var/lib/umhctl/.umhctl-0123abcd-5.tmp
+chmod -- 0600 /etc/umhctl-demo/.umhctl-0123abcd-1.tmp /home/core/.ssh/authorized_keys.d/.umhctl-0123abcd-2.tmp /var/lib/umhctl/.umhctl-0123abcd-6.tmp
+sync -- /etc/umhctl-demo/.umhctl-0123abcd-0.tmp /etc/umhctl-demo/.umhctl-0123abcd-1.tmp /home/core/.ssh/authorized_keys.d/.umhctl-0123abcd-2.tmp /var/lib/umhctl/.umhctl-0123abcd-5.tmp /var/lib/umhctl/.umhctl-0123abcd-6.tmp
 echo RENAMING
 for ((i = 0; i < ${#renames[@]} - 4; i += 2)); do mv -f -T -- "${renames[i]}" "${renames[i+1]}"; done
 rm -f -- /etc/umhctl-demo/old.conf
