@@ -301,8 +301,8 @@ def apply(
         phases.close()
     # Devices that could not even be planned (unreachable, ...) belong in the results too.
     outcomes = [_unplanned(d.device, d.error) for d in work.devices if d.error] + outcomes
+    _record_applied(loaded, version, [o for o in outcomes if o.ok], "applied")
     save_outcomes(loaded.path, outcomes)
-    _record_applied(loaded, version, [o.device for o in outcomes if o.ok], "applied")
     any_failed = any(not o.ok for o in outcomes)
     if saved is not None:
         # A saved plan was reviewed as it stands: where it failed, what is owed is a new plan to review, not a
@@ -318,16 +318,21 @@ def apply(
     return ApplyResult(work, outcomes, retry_hint=retry, seconds=time.monotonic() - started)
 
 
-def _record_applied(loaded: LoadedBlueprint, version: BlueprintVersion, devices: list[str], verb: str) -> None:
-    """refs/umhctl/applied/<site>/<device> at the applied commit, with a reflog entry (umhctl.appliedrefs)."""
+def _record_applied(loaded: LoadedBlueprint, version: BlueprintVersion, done: list[Outcome], verb: str) -> None:
+    """refs/umhctl/applied/<site>/<device> at the applied commit, with a reflog entry (umhctl.appliedrefs); a
+    device whose ref could not be moved says so in its result."""
     from umhctl.appliedrefs import record_applied
     from umhctl.gitinfo import operator
 
-    if version.commit is None:
+    if version.commit is None or not done:
         return
-    who = operator()
-    for device in devices:
-        record_applied(loaded.path, loaded.blueprint.metadata.name, device, version.commit, who, version.dirty, verb)
+    site = loaded.blueprint.metadata.name
+    missed = record_applied(
+        loaded.path, site, [o.device for o in done], version.commit, operator(), version.dirty, verb
+    )
+    for outcome in done:
+        if outcome.device in missed:
+            outcome.notes.append(f"git did not record this {verb} in refs/umhctl/applied/{site}/ (history lacks it)")
 
 
 def _uncommitted_secrets(secrets: SecretStore, allow_dirty: bool, verb: str = "apply") -> None:
@@ -464,7 +469,7 @@ def reset_device(
     )
     outcome = run_reset(run, ResetPhases(converge), reporter)
     if outcome.ok:
-        _record_applied(loaded, version, [name], "reset")
+        _record_applied(loaded, version, [outcome], "reset")
     undone = False
     if not outcome.ok:
         outcome.hint = failure_hint(outcome, name, hints, wait_only=wait)

@@ -10,7 +10,9 @@ clone's history holds the applies made from it; the device's own record (/var/li
 
 from __future__ import annotations
 
+import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,21 +21,29 @@ REF_PREFIX = "refs/umhctl/applied"
 _SEP = "\x1f"
 
 
-def _git(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=30)
+def _git(directory: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(directory), *args], input=stdin, capture_output=True, text=True, timeout=30)
 
 
 def ref_name(site: str, device: str) -> str:
     return f"{REF_PREFIX}/{site}/{device}"
 
 
-def record_applied(blueprint: Path, site: str, device: str, commit: str, who: str, dirty: bool, verb: str) -> bool:
-    """Move the device's ref to `commit`, with a reflog entry; False when the repository refuses (not in git)."""
-    message = f"{who} {verb} {commit[:12]} to {device}" + (" (with uncommitted changes)" if dirty else "")
-    done = _git(
-        blueprint.resolve().parent, "update-ref", "--create-reflog", "-m", message, ref_name(site, device), commit
-    )
-    return done.returncode == 0
+def record_applied(
+    blueprint: Path, site: str, devices: Sequence[str], commit: str, who: str, dirty: bool, verb: str
+) -> list[str]:
+    """Move each device's ref to `commit`, with a reflog entry; returns the devices whose ref could not be moved
+    (not in git, a ref busy). One git process for the fleet (an update-ref transaction), not one per device;
+    if the transaction fails as a whole, each ref is tried on its own so that one busy ref costs only its own."""
+    if not devices:
+        return []
+    message = f"{who} {verb} {commit[:12]}" + (" (with uncommitted changes)" if dirty else "")
+    directory = blueprint.resolve().parent
+    update = ["update-ref", "--create-reflog", "-m", message]
+    commands = "".join(f"update {ref_name(site, d)} {commit}\n" for d in devices)
+    if _git(directory, *update, "--stdin", stdin=commands).returncode == 0:
+        return []
+    return [d for d in devices if _git(directory, *update, ref_name(site, d), commit).returncode != 0]
 
 
 @dataclass(frozen=True)
@@ -79,15 +89,19 @@ class DeviceHistory:
         }
 
 
-def _parse_message(message: str, device: str) -> tuple[str, str, bool]:
+# "<who> applied|reset <commit> [(with uncommitted changes)]"; before the refs were moved in one transaction each
+# message also ended in " to <device>".
+_MESSAGE = re.compile(r"(?P<who>.*) (?P<verb>applied|reset) [0-9a-f]{7,40}(?: to \S+)?")
+
+
+def _parse_message(message: str) -> tuple[str, str, bool]:
     """(who, verb, dirty) from a reflog message `record_applied` wrote."""
     dirty = message.endswith(" (with uncommitted changes)")
     body = message.removesuffix(" (with uncommitted changes)")
-    for verb in ("applied", "reset"):
-        marker = f" {verb} "
-        if marker in body and body.endswith(f" to {device}"):
-            return body[: body.rindex(marker)], verb, dirty
-    return body, "updated", dirty
+    found = _MESSAGE.fullmatch(body)
+    if found is None:
+        return body, "updated", dirty
+    return found["who"], found["verb"], dirty
 
 
 def device_history(blueprint: Path, site: str, device: str) -> DeviceHistory:
@@ -99,7 +113,7 @@ def device_history(blueprint: Path, site: str, device: str) -> DeviceHistory:
         for line in done.stdout.splitlines():
             commit, message, selector, subject = line.split(_SEP, 3)
             when = selector[selector.find("@{") + 2 : -1] if "@{" in selector else ""
-            who, verb, dirty = _parse_message(message, device)
+            who, verb, dirty = _parse_message(message)
             entries.append(Applied(commit, subject, when, who, verb, dirty))
     return DeviceHistory(device, ref, entries)
 
