@@ -151,7 +151,21 @@ def finish(targets: list[Target]) -> int:
     return 0 if all(t.met for t in targets) else 1
 
 
+_compiled = False
+
+
+def byte_compile() -> None:
+    """Byte-compile umhctl's modules once, as pip does when it installs a wheel. An editable install runs from the
+    source tree, where PYTHONDONTWRITEBYTECODE would otherwise have every measured start compile them again, while
+    the libraries it is compared with (typer, pyinfra) come compiled from site-packages."""
+    global _compiled
+    if not _compiled:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "umhctl")], check=True)
+        _compiled = True
+
+
 def umhctl(*argv: str) -> list[str]:
-    """The console script when installed next to this interpreter, else `python -m umhctl`."""
+    """The console script when installed next to this interpreter, else `python -m umhctl` (byte-compiled)."""
+    byte_compile()
     script = Path(sys.executable).parent / "umhctl"
     return [str(script), *argv] if script.exists() else [sys.executable, "-m", "umhctl", *argv]

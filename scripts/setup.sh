@@ -31,4 +31,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test,dev]'
+# pip byte-compiles a wheel's modules as it installs them; an editable install runs from this tree instead, where
+# PYTHONDONTWRITEBYTECODE (set on some machines) would make every start compile them again.
+.venv/bin/python -m compileall -q umhctl
 echo "umhctl set up: $(.venv/bin/umhctl --version) in .venv"
