@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,8 +27,12 @@ def reach(spec: dict[str, Any], address: str, port: int) -> int:
     client.load_host_keys(spec["known_hosts"])
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     try:
+        # TCP_NODELAY as umhctl sets it (remote/ssh.py): a floor must be the fastest a client can do.
+        sock = socket.create_connection((address, port), timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.connect(
             address,
+            sock=sock,
             port=port,
             username=spec["user"],
             key_filename=spec["identity"],

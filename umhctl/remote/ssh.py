@@ -221,7 +221,10 @@ def connect(endpoint: Endpoint, *, timeout: float = CONNECT_TIMEOUT) -> Connecti
     client.set_missing_host_key_policy(Unknown())
     started = time.monotonic()
     try:
-        sock = socket.create_connection((resolved, endpoint.port), timeout=timeout) if endpoint.lookup else None
+        sock = socket.create_connection((resolved, endpoint.port), timeout=timeout)
+        # Without it, every round trip waits out Nagle against the peer's delayed ACK: about 40 ms per command
+        # and several per handshake, on a loopback as on a plant network (bench/README.md).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.connect(
             endpoint.address,
             sock=sock,
