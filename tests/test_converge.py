@@ -175,7 +175,7 @@ def test_saved_plan_refuses_a_device_that_changed_and_retry_failed_finishes(site
 
 def test_locked_device_is_refused_naming_the_holder_and_force_unlock_clears_it(site: Site) -> None:
     lock = site.device_file("edge-01", "/var/lib/umhctl/lock.d")
-    lock.mkdir()
+    lock.mkdir(parents=True, exist_ok=True)  # a fresh device has no /var/lib/umhctl yet
     (lock / "info").write_text(f"{int(__import__('time').time())}\nalice <alice@example.com> pid 4242\n")
     site.device_file("edge-01", "/etc/hostname").write_text("x\n")
     code, out = site.apply()

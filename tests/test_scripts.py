@@ -192,6 +192,28 @@ def test_probe_counts_the_entries_of_each_directory_apply_created(scratch: Scrat
     assert facts.created_dirs == {"/opt/a": 2, "/opt/b": 0, "/var/c d": 1}, "not a symlink, not what is gone"
 
 
+def test_probe_lists_everything_in_an_owned_directory_hidden_names_too_and_never_through_a_symlink(
+    scratch: Scratch, root: Path
+) -> None:
+    owned = root / "opt/extensions/k3s"
+    owned.mkdir(parents=True)
+    for name in ("k3s.raw", ".hidden.raw", ".umhctl-0123abcd-1.tmp"):
+        (owned / name).write_text("x")
+    (owned / "old").mkdir()
+    elsewhere = root / "srv/images"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "foreign.raw").write_text("x")
+    (root / "opt/extensions/tailscale").symlink_to("/srv/images")
+    dirs = ["/opt/extensions/k3s", "/opt/extensions/tailscale", "/opt/extensions/empty", "/opt/extensions/none"]
+    (root / "opt/extensions/empty").mkdir()
+    facts = parse_facts(run(scratch, root, scripts.probe([], [], dirs)), "edge-01")
+    listed = {path for path in facts.paths if path.startswith("/opt/")}
+    inside = {"k3s.raw", ".hidden.raw", ".umhctl-0123abcd-1.tmp", "old"}
+    assert listed == {f"/opt/extensions/k3s/{name}" for name in inside}
+    assert facts.path("/opt/extensions/k3s/old").other == "directory"
+    assert facts.leftovers == ("/opt/extensions/k3s/.umhctl-0123abcd-1.tmp",)
+
+
 def test_probe_reads_every_units_state_in_one_systemctl_call(scratch: Scratch, root: Path) -> None:
     spy = root / "opt/spy"
     spy.mkdir(parents=True)

@@ -46,14 +46,16 @@ def _b64(data: bytes | str) -> str:
 # -- facts ------------------------------------------------------------------------------------------------------
 
 # A few processes per probe, not a few per path: `find -printf` reports type, mode, owner and link target of
-# every path at once, and one sha256sum hashes every regular file. Paths never contain whitespace or control
-# characters (the blueprint refuses them), so they travel as plain text fields.
+# every path at once, one sha256sum hashes every regular file, one systemctl answers for every unit; directories
+# are listed by bash's own globbing (nullglob: nothing for an empty one; dotglob: hidden names too, never . and
+# ..). Paths never contain whitespace or control characters (the blueprint refuses them), so they travel as plain
+# text fields.
 _PROBE = r"""paths=(%(paths)s)
 if [ -f %(managed)s ]; then mapfile -t -O "${#paths[@]}" paths < %(managed)s; fi
-# Directories umhctl owns whole (artifact images): everything in them counts, leftovers included.
-for d in %(dirs)s; do
-  [ -d "$d" ] && while IFS= read -r -d '' f; do paths+=("$f"); done < <(find "$d" -mindepth 1 -maxdepth 1 -print0)
-done
+shopt -s nullglob dotglob
+# Directories umhctl owns whole (artifact images): everything in them counts, leftovers included. A symlink in
+# their place is not followed (it is reported as what it is).
+for d in %(dirs)s; do [ -d "$d" ] && [ ! -L "$d" ] && paths+=("$d"/*); done
 declare -A seen=(); unique=()
 for p in "${paths[@]}"; do [ -n "${seen[$p]+x}" ] || { seen[$p]=1; unique+=("$p"); }; done
 paths=("${unique[@]}")
@@ -74,20 +76,20 @@ if ((${#units[@]})); then
   mapfile -t states < <(systemctl is-active -- "${units[@]}" 2>/dev/null)
   for i in "${!units[@]}"; do printf '%%s\t%%s\n' "${units[i]}" "${states[i]:-}"; done
 fi
-%(lockfacts)s%(leftovers)s%(created)s%(extra)secho E
+%(lockfacts)s%(leftovers)s%(created)s%(extra)sshopt -u nullglob dotglob
+echo E
 """
 
 # Section D: the directories apply created that still exist, each with how many entries it holds.
 _PROBE_CREATED = r"""echo D
 if [ -f %(created)s ]; then
-  made=(); declare -A entries=()
+  declare -A counted=()
   while IFS= read -r d; do
-    [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] && [ -z "${entries[$d]+x}" ] && { made+=("$d"); entries[$d]=0; }
+    [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] && [ -z "${counted[$d]+x}" ] || continue
+    counted[$d]=1
+    inside=("$d"/*)
+    printf '%%s\t%%s\n' "$d" "${#inside[@]}"
   done < %(created)s
-  # One find for all of them: %%h is the directory it started from, whatever the entries are named.
-  ((${#made[@]})) && while IFS= read -r -d '' d; do entries[$d]=$((entries[$d] + 1)); done \
-    < <(find "${made[@]}" -mindepth 1 -maxdepth 1 -printf '%%h\0' 2>/dev/null)
-  for d in "${made[@]}"; do printf '%%s\t%%s\n' "$d" "${entries[$d]}"; done
 fi
 """
 
@@ -112,10 +114,10 @@ fi
 _PROBE_LEFTOVERS = r"""echo T
 declare -A dirs_seen=([%(state)s]=1)
 for p in "${paths[@]}"; do d=${p%%/*}; dirs_seen[${d:-/}]=1; done
-look=()
-for d in "${!dirs_seen[@]}"; do [ -d "$d" ] && [ ! -L "$d" ] && look+=("$d"); done
-((${#look[@]})) && find "${look[@]}" -mindepth 1 -maxdepth 1 -name '%(prefix)s*.tmp' \( -type f -o -type l \) \
-  -printf '%%p\n' 2>/dev/null
+for d in "${!dirs_seen[@]}"; do
+  [ -d "$d" ] && [ ! -L "$d" ] || continue
+  for f in "$d"/'%(prefix)s'*.tmp; do [ -f "$f" ] || [ -L "$f" ] && printf '%%s\n' "$f"; done
+done
 """
 
 # `umhctl status` asks a little more in the same round trip (section X): the OS version (os-release(5) VERSION_ID,
@@ -172,14 +174,13 @@ def _probe_body(
 # it fails if that lock changed hands since it was judged, so two takers can never both win. Staleness is the
 # token file's ctime, which that rename refreshes, so a lock just taken over never looks stale to a third.
 # Unlock removes only the run's own token file, then the directory only if it is empty.
-_LOCK = r"""mkdir -p %(state)s
-chmod 0755 %(state)s
+_LOCK = r"""[ -d %(state)s ] || { mkdir -p %(state)s && chmod 0755 %(state)s; }
 L=%(lock)s
 me=token.%(token)s
-holder() { printf '%%s' %(holder)s | base64 -d; }
+holder() { printf '%%s' %(holder)s; }
 took() { holder > "$L/.new.%(token)s" && mv -f -T "$L/.new.%(token)s" "$L/$me"; }
 try_take() {
-  rm -rf "$L.new.%(token)s"
+  if [ -e "$L.new.%(token)s" ] || [ -L "$L.new.%(token)s" ]; then rm -rf "$L.new.%(token)s"; fi
   mkdir "$L.new.%(token)s" && holder > "$L.new.%(token)s/$me" || return 2
   if mv -T "$L.new.%(token)s" "$L" 2>/dev/null; then return 0; fi
   rm -rf "$L.new.%(token)s"
@@ -230,7 +231,7 @@ def _lock_body(token: str, holder: str, force: bool) -> str:
         "state": STATE_DIR,
         "lock": LOCK_DIR,
         "token": token,
-        "holder": q(_b64(holder)),
+        "holder": q(holder),
         "stale": LOCK_STALE_SECONDS,
         "force": "true" if force else "false",
     }

@@ -1,13 +1,12 @@
 set -u
 umask 077
-mkdir -p /var/lib/umhctl
-chmod 0755 /var/lib/umhctl
+[ -d /var/lib/umhctl ] || { mkdir -p /var/lib/umhctl && chmod 0755 /var/lib/umhctl; }
 L=/var/lib/umhctl/lock.d
 me=token.0123abcd
-holder() { printf '%s' YWxpY2U= | base64 -d; }
+holder() { printf '%s' alice; }
 took() { holder > "$L/.new.0123abcd" && mv -f -T "$L/.new.0123abcd" "$L/$me"; }
 try_take() {
-  rm -rf "$L.new.0123abcd"
+  if [ -e "$L.new.0123abcd" ] || [ -L "$L.new.0123abcd" ]; then rm -rf "$L.new.0123abcd"; fi
   mkdir "$L.new.0123abcd" && holder > "$L.new.0123abcd/$me" || return 2
   if mv -T "$L.new.0123abcd" "$L" 2>/dev/null; then return 0; fi
   rm -rf "$L.new.0123abcd"

@@ -1,14 +1,13 @@
 set -u
 umask 077
 answer=$(
-mkdir -p /var/lib/umhctl
-chmod 0755 /var/lib/umhctl
+[ -d /var/lib/umhctl ] || { mkdir -p /var/lib/umhctl && chmod 0755 /var/lib/umhctl; }
 L=/var/lib/umhctl/lock.d
 me=token.0123abcd
-holder() { printf '%s' YWxpY2U= | base64 -d; }
+holder() { printf '%s' alice; }
 took() { holder > "$L/.new.0123abcd" && mv -f -T "$L/.new.0123abcd" "$L/$me"; }
 try_take() {
-  rm -rf "$L.new.0123abcd"
+  if [ -e "$L.new.0123abcd" ] || [ -L "$L.new.0123abcd" ]; then rm -rf "$L.new.0123abcd"; fi
   mkdir "$L.new.0123abcd" && holder > "$L.new.0123abcd/$me" || return 2
   if mv -T "$L.new.0123abcd" "$L" 2>/dev/null; then return 0; fi
   rm -rf "$L.new.0123abcd"
@@ -49,10 +48,10 @@ printf '%s\n' "$answer"
 case $answer in LOCKED | TOOK_OVER*) ;; *) exit 0 ;; esac
 paths=(/etc/hostname)
 if [ -f /var/lib/umhctl/managed.list ]; then mapfile -t -O "${#paths[@]}" paths < /var/lib/umhctl/managed.list; fi
-# Directories umhctl owns whole (artifact images): everything in them counts, leftovers included.
-for d in ""; do
-  [ -d "$d" ] && while IFS= read -r -d '' f; do paths+=("$f"); done < <(find "$d" -mindepth 1 -maxdepth 1 -print0)
-done
+shopt -s nullglob dotglob
+# Directories umhctl owns whole (artifact images): everything in them counts, leftovers included. A symlink in
+# their place is not followed (it is reported as what it is).
+for d in ""; do [ -d "$d" ] && [ ! -L "$d" ] && paths+=("$d"/*); done
 declare -A seen=(); unique=()
 for p in "${paths[@]}"; do [ -n "${seen[$p]+x}" ] || { seen[$p]=1; unique+=("$p"); }; done
 paths=("${unique[@]}")
@@ -89,19 +88,19 @@ fi
 echo T
 declare -A dirs_seen=([/var/lib/umhctl]=1)
 for p in "${paths[@]}"; do d=${p%/*}; dirs_seen[${d:-/}]=1; done
-look=()
-for d in "${!dirs_seen[@]}"; do [ -d "$d" ] && [ ! -L "$d" ] && look+=("$d"); done
-((${#look[@]})) && find "${look[@]}" -mindepth 1 -maxdepth 1 -name '.umhctl-*.tmp' \( -type f -o -type l \) \
-  -printf '%p\n' 2>/dev/null
+for d in "${!dirs_seen[@]}"; do
+  [ -d "$d" ] && [ ! -L "$d" ] || continue
+  for f in "$d"/'.umhctl-'*.tmp; do [ -f "$f" ] || [ -L "$f" ] && printf '%s\n' "$f"; done
+done
 echo D
 if [ -f /var/lib/umhctl/created-dirs.list ]; then
-  made=(); declare -A entries=()
+  declare -A counted=()
   while IFS= read -r d; do
-    [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] && [ -z "${entries[$d]+x}" ] && { made+=("$d"); entries[$d]=0; }
+    [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] && [ -z "${counted[$d]+x}" ] || continue
+    counted[$d]=1
+    inside=("$d"/*)
+    printf '%s\t%s\n' "$d" "${#inside[@]}"
   done < /var/lib/umhctl/created-dirs.list
-  # One find for all of them: %h is the directory it started from, whatever the entries are named.
-  ((${#made[@]})) && while IFS= read -r -d '' d; do entries[$d]=$((entries[$d] + 1)); done \
-    < <(find "${made[@]}" -mindepth 1 -maxdepth 1 -printf '%h\0' 2>/dev/null)
-  for d in "${made[@]}"; do printf '%s\t%s\n' "$d" "${entries[$d]}"; done
 fi
+shopt -u nullglob dotglob
 echo E
