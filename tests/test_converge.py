@@ -436,6 +436,64 @@ def test_a_one_change_apply_is_one_connection_and_three_commands(site: Site, mon
     assert site.plan("--detailed-exitcode")[0] == 0
 
 
+def test_an_unattended_apply_locks_a_device_behind_its_blueprint_in_the_plans_round_trip(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """apply --yes after a blueprint change: the probe also takes the lock (the device's record names another
+    state), so write, restart, verify and unlock follow in one more round trip: two in all."""
+    site.edit("ntp: [192.0.2.123]", "ntp: [192.0.2.123, 192.0.2.124]", "a second NTP server")
+    counts = RemoteCounts(monkeypatch)
+    code, out = site.apply()
+    assert code == 0, out
+    for device in ("hub-01", "edge-01", "edge-02"):
+        at = where(site, device)
+        assert (counts.connections[at], counts.commands[at]) == (1, 2), (device, counts.connections, counts.commands)
+        assert not site.device_file(device, "/var/lib/umhctl/lock.d").exists()
+        assert "192.0.2.124" in site.device_file(device, "/etc/systemd/timesyncd.conf.d/50-umhctl.conf").read_text()
+    assert site.plan("--detailed-exitcode")[0] == 0
+
+
+def test_an_apply_someone_reviews_takes_no_lock_before_the_answer(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from umhctl import api
+    from umhctl.plan.model import Plan
+    from umhctl.sim.state import sim_inventory
+
+    site.edit("ntp: [192.0.2.123, 192.0.2.124]", "ntp: [192.0.2.123]", "one NTP server again")
+
+    def review(plan: Plan) -> bool:
+        held = [d for d in ("hub-01", "edge-01", "edge-02") if site.device_file(d, "/var/lib/umhctl/lock.d").exists()]
+        assert held == [], "no lock is held while a person reads the plan"
+        return True
+
+    counts = RemoteCounts(monkeypatch)
+    result = api.apply(site.blueprint, inventory=sim_inventory, confirm=review)
+    assert result.ok, result.outcomes
+    assert all(counts.commands[where(site, d)] == 3 for d in ("hub-01", "edge-01", "edge-02")), counts.commands
+
+
+def test_locks_taken_early_are_released_when_the_apply_stops_before_writing(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from umhctl import api, converge
+    from umhctl.errors import UmhctlError
+    from umhctl.sim.state import sim_inventory
+
+    site.edit("ntp: [192.0.2.123]", "ntp: [192.0.2.123, 192.0.2.125]", "another second NTP server")
+
+    def stop(*args: object, **kwargs: object) -> object:
+        for device in ("hub-01", "edge-01", "edge-02"):
+            assert site.device_file(device, "/var/lib/umhctl/lock.d").exists(), "locked by the plan's round trip"
+        raise UmhctlError("stopped before writing")
+
+    monkeypatch.setattr(converge, "apply_plan", stop)
+    with pytest.raises(UmhctlError, match="stopped before writing"):
+        api.apply(site.blueprint, inventory=sim_inventory)
+    for device in ("hub-01", "edge-01", "edge-02"):
+        assert not site.device_file(device, "/var/lib/umhctl/lock.d").exists(), device
+    monkeypatch.undo()
+    assert site.apply()[0] == 0
+
+
 def test_a_connection_lost_while_the_plan_is_read_is_made_again(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     from umhctl import api, converge
     from umhctl.plan.model import Plan
@@ -453,7 +511,7 @@ def test_a_connection_lost_while_the_plan_is_read_is_made_again(site: Site, monk
     def drop_the_line(plan: Plan) -> bool:
         (phases,) = made
         assert set(phases.parked) == {"edge-01"}, "only the device with changes keeps its connection"
-        transport = phases.parked["edge-01"].conn.client.get_transport()
+        transport = phases.parked["edge-01"].remote.conn.client.get_transport()
         assert transport is not None
         transport.close()  # the connection dies while the operator reads the plan
         return True

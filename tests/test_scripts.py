@@ -74,6 +74,9 @@ CASES = {
     "lock-force": lambda: scripts.lock(TOKEN, "alice", force=True),
     "unlock": lambda: scripts.unlock(TOKEN),
     "lock-probe": lambda: scripts.lock_and_probe(TOKEN, "alice", ["/etc/hostname"], ["k3s.service"], []),
+    "probe-locking": lambda: scripts.probe_locking_if_behind(
+        TOKEN, "alice", "sha256:" + "0f" * 32, ["/etc/hostname"], ["k3s.service"], []
+    ),
     "converge": lambda: scripts.converge(
         TOKEN,
         (["/etc/umhctl-demo/app.conf"], ["app.service"], []),
@@ -484,6 +487,34 @@ def test_lock_and_probe_reads_facts_only_under_a_lock_it_took(scratch: Scratch, 
     assert facts.path("/etc/hostname").kind == "file" and facts.lock is not None and facts.lock.token == "aaaa"
     held = run(scratch, root, scripts.lock_and_probe("bbbb", "bob", ["/etc/hostname"], [], []))
     assert held.split()[0] == "HELD" and len(held.splitlines()) == 1, "no facts for a run that holds no lock"
+
+
+def test_the_probe_locks_a_device_whose_record_names_another_state_and_reads_facts_either_way(
+    scratch: Scratch, root: Path
+) -> None:
+    from umhctl.remote.gate import _lock_answer
+
+    desired_at = "sha256:" + "ab" * 32
+    (root / "etc/hostname").write_text("edge-01\n")
+    lock = root / LOCK_DIR.lstrip("/")
+
+    def probe(token: str) -> tuple[str, str]:
+        out = run(scratch, root, scripts.probe_locking_if_behind(token, "alice", desired_at, ["/etc/hostname"], [], []))
+        first, _, rest = out.partition("\n")
+        assert parse_facts(rest, "edge-01").path("/etc/hostname").kind == "file"
+        return first, rest
+
+    assert _lock_answer(probe("aaaa")[0]).state == "locked", "no record yet: behind"
+    first, rest = probe("bbbb")
+    assert _lock_answer(first).state == "held", "another run's lock: not taken, but the facts still come"
+    assert parse_facts(rest, "edge-01").lock is not None
+    run(scratch, root, scripts.unlock("aaaa"))
+    record_file = root / RECORD.lstrip("/")
+    record_file.write_text(json.dumps({"desired_fingerprint": "sha256:" + "cd" * 32}, indent=2, sort_keys=True))
+    assert _lock_answer(probe("cccc")[0]).state == "locked", "the record names another state"
+    run(scratch, root, scripts.unlock("cccc"))
+    record_file.write_text(json.dumps({"device": "edge-01", "desired_fingerprint": desired_at}, indent=2))
+    assert probe("dddd")[0] == scripts.AT_DESIRED and not lock.exists(), "at its desired state: no lock asked for"
 
 
 def test_converge_writes_restarts_verifies_and_unlocks_in_one_script(scratch: Scratch, root: Path) -> None:

@@ -249,10 +249,13 @@ def apply(
     allow_dirty: bool = False,
     force_unlock: bool = False,
     confirm: Callable[[Plan], bool] | None = None,
+    unattended: bool = False,
     reporter: Reporter | None = None,
     hints: Hints | None = None,
 ) -> ApplyResult:
-    """Plan (or load a saved plan), ask `confirm` (None: yes), execute. `file` None: the saved plan's blueprint."""
+    """Plan (or load a saved plan), ask `confirm` (None: yes), execute. `file` None: the saved plan's blueprint.
+    `unattended`: `confirm` says yes without anyone reading the plan (--yes); then, as with no `confirm`, a device
+    behind its desired state is locked by the plan's own round trip (Phases.lock_early)."""
     from umhctl.converge import ContentCache, Phases, apply_plan, load_plan, plan_site
     from umhctl.plan.model import Plan
     from umhctl.runstate import last_failed, save_outcomes
@@ -279,7 +282,9 @@ def apply(
     secrets, fleet = _fleet(loaded, version, devices, inventory, identity, via, hints, "apply")
     _uncommitted_secrets(secrets, allow_dirty)
     info = _info(loaded, version)
-    phases = Phases(info, ContentCache(), hints, command="apply", force_unlock=force_unlock)
+    # Locks are taken early only when no one reads the plan first: they are not held while a person reviews it.
+    early = saved is None and (confirm is None or unattended)
+    phases = Phases(info, ContentCache(), hints, command="apply", force_unlock=force_unlock, lock_early=early)
     if saved is not None:
         if saved.blueprint.get("commit") != version.commit or saved.blueprint.get("dirty") != version.dirty:
             raise UmhctlError(

@@ -30,7 +30,7 @@ from umhctl.lockholder import gone, where
 from umhctl.phases import Outcome, Phase, Reporter, run_fleet
 from umhctl.plan.model import Action, Change, DevicePlan, Plan
 from umhctl.plan.planner import Stamp, managed_restarts, plan_device, secret_paths
-from umhctl.remote.gate import Converged, Remote
+from umhctl.remote.gate import Converged, Remote, parse_facts
 from umhctl.remote.ssh import Endpoint
 from umhctl.render.desired import DesiredState
 
@@ -134,8 +134,12 @@ class Phases:
         command: str = "apply",
         force_unlock: bool = False,
         artifact_cache: ArtifactCache | None = None,
+        lock_early: bool = False,
     ) -> None:
         self.info = info
+        # An apply nobody reviews (--yes): the plan's probe also takes the lock of a device whose record says it is
+        # behind, so its facts are read under the lock and apply needs no lock round trip of its own.
+        self.lock_early = lock_early and not force_unlock
         self.cache = cache
         self.artifact_cache = artifact_cache or ArtifactCache()
         self.hints = hints
@@ -143,7 +147,7 @@ class Phases:
         self.token = secrets.token_hex(8)
         self.command = command
         # Connections a plan made for apply to use: one connection per device for the whole run.
-        self.parked: dict[str, Remote] = {}
+        self.parked: dict[str, Parked] = {}
         self.when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
         self.check_render = Phase("check-render", "checking the plan against the render", self._check_render)
@@ -152,6 +156,9 @@ class Phases:
         self.probe = Phase("probe", "reading facts", self._probe)
         self.make_plan = Phase("plan", "planning", self._plan)
         self.lock = Phase("lock", "locking and reading facts", self._lock)
+        self.lock_unless_held = Phase(
+            "lock", "locking and reading facts", self._lock, should_run=lambda run: not run.locked
+        )
         self.recheck = Phase("recheck", "checking the facts against the plan", self._recheck)
         self.upload = Phase(
             "upload",
@@ -202,7 +209,7 @@ class Phases:
             self.check_render,
             self.check_plan,
             self.connect,
-            self.lock,
+            self.lock_unless_held,
             self.recheck,
             self.upload,
             self.write,
@@ -233,29 +240,51 @@ class Phases:
 
     def _connect(self, run: DeviceRun) -> None:
         parked = self.parked.pop(run.device, None)
-        if parked is not None and parked.alive:
-            run.remote = parked
+        if parked is not None and parked.remote.alive:
+            run.remote = parked.remote
+            run.notes += parked.notes
+            if parked.locked:  # taken by the plan's probe, which read these facts under it
+                run.locked, run.facts = True, parked.facts
             return
         if parked is not None:
-            parked.close()  # it died while the operator read the plan: a fresh one, with the same checks
+            # It died while the operator read the plan: a fresh one, with the same checks. A lock taken early is
+            # still this run's on the device; the lock phase finds it so.
+            parked.remote.close()
         run.remote = Remote.connect(run.target.endpoint)
 
     def _park(self, run: DeviceRun) -> None:
         if run.remote is not None and run.plan is not None and (run.plan.has_changes or self.force_unlock):
-            self.parked[run.device] = run.remote
-            run.remote = None
+            self.parked[run.device] = Parked(run.remote, run.locked, run.facts, run.notes)
+            run.remote, run.locked = None, False
         else:
+            self._unlock(run)  # taken early, but there is nothing to change
             disconnect(run)
 
     def close(self) -> None:
-        """Close the connections a plan kept that apply did not take (a declined or failed run)."""
+        """Close the connections a plan kept that apply did not take (a declined or failed run), releasing the
+        locks taken early on them."""
         while self.parked:
-            _, remote = self.parked.popitem()
-            remote.close()
+            _, parked = self.parked.popitem()
+            with contextlib.suppress(Exception):
+                if parked.locked and parked.remote.alive:
+                    parked.remote.unlock(self.token)
+            parked.remote.close()
 
     def _probe(self, run: DeviceRun) -> None:
         assert run.remote is not None
-        run.facts = run.remote.probe(*probed(run.target.desired))
+        paths = probed(run.target.desired)
+        if not self.lock_early:
+            run.facts = run.remote.probe(*paths)
+            return
+        answer, sections = run.remote.probe_locking_if_behind(
+            self.token, self.holder, run.target.stamp.fingerprint, paths
+        )
+        if answer is not None and answer.state in ("locked", "took_over"):
+            run.locked = True  # before the facts are parsed: whatever goes wrong there, cleanup releases it
+            if answer.state == "took_over":
+                run.notes.append(f"took over the lock of {answer.holder or 'an unknown run'} (held {answer.age} s)")
+        # A lock held by another run is not an error yet: the plan is shown, and apply's lock phase says who holds it.
+        run.facts = parse_facts(sections, run.device)
 
     def _plan(self, run: DeviceRun) -> None:
         run.plan = self.device_plan(run)
@@ -537,6 +566,16 @@ class Phases:
             },
             "links": {link.path: link.target for link in desired.links},
         }
+
+
+@dataclass
+class Parked:
+    """A device's connection, kept from its plan for its apply."""
+
+    remote: Remote
+    locked: bool  # the plan's probe took the device lock (lock_early)
+    facts: Facts | None  # what that probe read, under the lock when `locked`
+    notes: list[str]
 
 
 LOCK_TAKEN = "the lock was taken away while this run held it (--force-unlock by someone else)"

@@ -317,6 +317,7 @@ def apply(
         allow_dirty=allow_dirty,
         force_unlock=force_unlock,
         confirm=confirm,
+        unattended=yes,
         reporter=_reporter(),
         hints=_hints(file, sim, identity, via),
     )

@@ -114,6 +114,16 @@ class Remote:
                 answer = LockAnswer(answer.state, answer.age, answer.holder, facts)
         return answer
 
+    def probe_locking_if_behind(
+        self, token: str, holder: str, fingerprint: str, probe: Probed
+    ) -> tuple[LockAnswer | None, str]:
+        """The probe, taking the lock first when the device's record does not name `fingerprint`: the lock's
+        answer (None: the device is at that state, no lock asked for) and the probe's output (parse_facts)."""
+        result = self.conn.run(scripts.probe_locking_if_behind(token, holder, fingerprint, *probe))
+        first, _, rest = result.stdout.partition("\n")
+        first = first.strip()
+        return (None if first == scripts.AT_DESIRED else _lock_answer(first)), rest
+
     def unlock(self, token: str) -> bool:
         """Release this run's lock; False when the run no longer held it (someone forced it away)."""
         return self.conn.run(scripts.unlock(token)).stdout.strip() == "UNLOCKED"

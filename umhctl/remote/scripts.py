@@ -253,6 +253,32 @@ def lock_and_probe(
     )
 
 
+AT_DESIRED = "AT_DESIRED"
+
+
+def probe_locking_if_behind(
+    token: str, holder: str, fingerprint: str, paths: Sequence[str], units: Sequence[str], dirs: Sequence[str]
+) -> str:
+    """probe(), taking the device lock first (as lock()) unless the device's applied-state record names
+    `fingerprint`, the state it is to have: a device behind it is about to be changed. The first line is the
+    lock's answer, or AT_DESIRED when no lock was asked for; the probe's sections follow in every case (also
+    when another run holds the lock: its plan can still be shown)."""
+    # The record is written by json.dumps(indent=2, sort_keys=True) (converge.Phases.record): one key per line.
+    needle = f'"desired_fingerprint": {json.dumps(fingerprint)}'
+    return (
+        _HEAD_LENIENT
+        + f"needle={q(needle)}\nanswer=''\n"
+        + f"if [ -f {RECORD} ]; then\n"
+        + f"  mapfile -t record < {RECORD}\n"
+        + f'  for line in "${{record[@]}}"; do [[ $line == *"$needle"* ]] && answer={AT_DESIRED}; done\n'
+        + "fi\n"
+        # In a command substitution: the lock script's `exit` ends only that subshell.
+        + f'[ -n "$answer" ] || answer=$(\n{_lock_body(token, holder, False)})\n'
+        + "printf '%s\\n' \"$answer\"\n"
+        + _probe_body(paths, units, dirs)
+    )
+
+
 def unlock(token: str) -> str:
     """Release the lock only if this run holds it. Prints `UNLOCKED` or `NOT_HELD`."""
     return _HEAD_LENIENT + _unlock_body(token)

@@ -1,0 +1,111 @@
+set -u
+umask 077
+needle='"desired_fingerprint": "sha256:0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f"'
+answer=''
+if [ -f /var/lib/umhctl/applied.json ]; then
+  mapfile -t record < /var/lib/umhctl/applied.json
+  for line in "${record[@]}"; do [[ $line == *"$needle"* ]] && answer=AT_DESIRED; done
+fi
+[ -n "$answer" ] || answer=$(
+[ -d /var/lib/umhctl ] || { mkdir -p /var/lib/umhctl && chmod 0755 /var/lib/umhctl; }
+L=/var/lib/umhctl/lock.d
+me=token.0123abcd
+holder() { printf '%s' alice; }
+took() { holder > "$L/.new.0123abcd" && mv -f -T "$L/.new.0123abcd" "$L/$me"; }
+try_take() {
+  if [ -e "$L.new.0123abcd" ] || [ -L "$L.new.0123abcd" ]; then rm -rf "$L.new.0123abcd"; fi
+  mkdir "$L.new.0123abcd" && holder > "$L.new.0123abcd/$me" || return 2
+  if mv -T "$L.new.0123abcd" "$L" 2>/dev/null; then return 0; fi
+  rm -rf "$L.new.0123abcd"
+  return 1
+}
+try_take && { echo LOCKED; exit 0; }
+[ -e "$L/$me" ] && { echo LOCKED; exit 0; }
+now=$(date +%s)
+for attempt in 1 2 3; do
+  owners=("$L"/token.* "$L"/info)
+  current=''
+  for o in "${owners[@]}"; do [ -f "$o" ] && { current=$o; break; }; done
+  if [ -z "$current" ]; then
+    # A lock directory without an owner: an unlock half done, or a take that died. Judged by its own age.
+    since=$(stat -c %Z "$L" 2>/dev/null) || { try_take && { echo LOCKED; exit 0; }; continue; }
+    age=$(( now - since ))
+    if [ "$age" -gt 900 ] || false; then
+      rmdir "$L" 2>/dev/null || { mv -T "$L" "$L.stale.0123abcd" 2>/dev/null && rm -rf "$L.stale.0123abcd"; }
+    fi
+    try_take && { echo LOCKED; exit 0; }
+    echo "HELD $age -"
+    exit 0
+  fi
+  since=$(stat -c %Z "$current" 2>/dev/null) || continue
+  if [ "${current##*/}" = info ]; then who=$(tail -n +2 "$current" | base64 -w0)
+  else who=$(base64 -w0 < "$current"); fi
+  age=$(( now - since ))
+  if [ "$age" -gt 900 ] || false; then
+    if mv -T "$current" "$L/$me" 2>/dev/null; then took; echo "TOOK_OVER $age ${who:--}"; exit 0; fi
+    continue  # someone else was quicker: look again at who holds it now
+  fi
+  echo "HELD $age ${who:--}"
+  exit 0
+done
+echo "BUSY"
+)
+printf '%s\n' "$answer"
+paths=(/etc/hostname)
+if [ -f /var/lib/umhctl/managed.list ]; then mapfile -t -O "${#paths[@]}" paths < /var/lib/umhctl/managed.list; fi
+shopt -s nullglob dotglob
+# Directories umhctl owns whole (artifact images): everything in them counts, leftovers included. A symlink in
+# their place is not followed (it is reported as what it is).
+for d in ""; do [ -d "$d" ] && [ ! -L "$d" ] && paths+=("$d"/*); done
+declare -A seen=(); unique=()
+for p in "${paths[@]}"; do [ -n "${seen[$p]+x}" ] || { seen[$p]=1; unique+=("$p"); }; done
+paths=("${unique[@]}")
+echo P
+((${#paths[@]})) && find "${paths[@]}" -maxdepth 0 -printf '%p	%y	%m	%u	%g	%l
+' 2>/dev/null
+echo S
+files=()
+for p in "${paths[@]}"; do [ -f "$p" ] && [ ! -L "$p" ] && files+=("$p"); done
+((${#files[@]})) && sha256sum -- "${files[@]}"
+echo R
+[ -f /var/lib/umhctl/applied.json ] && base64 -w0 < /var/lib/umhctl/applied.json && echo
+echo U
+units=(k3s.service)
+# One systemctl for all units: it prints one state per unit, in order, unknown units "inactive" (systemd
+# src/systemctl/systemctl-is-active.c, check_unit_generic). One line per unit even if it printed fewer.
+if ((${#units[@]})); then
+  mapfile -t states < <(systemctl is-active -- "${units[@]}" 2>/dev/null)
+  for i in "${!units[@]}"; do printf '%s\t%s\n' "${units[i]}" "${states[i]:-}"; done
+fi
+echo L
+L=/var/lib/umhctl/lock.d
+if [ -e "$L" ] || [ -L "$L" ]; then
+  o=''
+  for f in "$L"/token.* "$L"/info; do [ -f "$f" ] && { o=$f; break; }; done
+  printf -v now '%(%s)T' -1  # the clock, without a process (bash's own strftime)
+  since=$(stat -c %Z -- "${o:-$L}" 2>/dev/null) || since=$now
+  who=''
+  if [ "${o##*/}" = info ]; then who=$(tail -n +2 -- "$o" | base64 -w0)
+  elif [ -n "$o" ]; then who=$(base64 -w0 < "$o"); fi
+  name=${o##*/}
+  printf '%s\t%s\t%s\n' "${name:--}" "$(( now - since ))" "${who:--}"
+fi
+echo T
+declare -A dirs_seen=([/var/lib/umhctl]=1)
+for p in "${paths[@]}"; do d=${p%/*}; dirs_seen[${d:-/}]=1; done
+for d in "${!dirs_seen[@]}"; do
+  [ -d "$d" ] && [ ! -L "$d" ] || continue
+  for f in "$d"/'.umhctl-'*.tmp; do [ -f "$f" ] || [ -L "$f" ] && printf '%s\n' "$f"; done
+done
+echo D
+if [ -f /var/lib/umhctl/created-dirs.list ]; then
+  declare -A counted=()
+  while IFS= read -r d; do
+    [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] && [ -z "${counted[$d]+x}" ] || continue
+    counted[$d]=1
+    inside=("$d"/*)
+    printf '%s\t%s\n' "$d" "${#inside[@]}"
+  done < /var/lib/umhctl/created-dirs.list
+fi
+shopt -u nullglob dotglob
+echo E
