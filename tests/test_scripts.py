@@ -280,13 +280,15 @@ def test_write_stages_private_temp_files_places_everything_and_syncs_directories
     state = desired()
     out = run(scratch, root, scripts.write(changes(), state, record(state), {"changes": 5}, TOKEN), spy=True)
     assert out.split() == ["RENAMING", "APPLIED"]
-    # Every temp file was private (0600) when it got its owner, before its mode was widened on purpose.
+    # A temp file for another owner was private (0600) when it got its owner, before its mode was widened on
+    # purpose; root's stay root's as the script made them.
     modes = (root / "tmp/chown.log").read_text().splitlines()
-    assert len(modes) == 5 and all(line.startswith("600 ") for line in modes), modes
+    assert len(modes) == 1 and modes[0].startswith("600 /home/core/.ssh/authorized_keys.d/.umhctl-"), modes
     for f in state.files:
         on_disk = root / f.path.lstrip("/")
         assert on_disk.read_bytes() == f.content and on_disk.stat().st_mode & 0o777 == f.mode
     assert (root / "home/core/.ssh/authorized_keys.d/ops").stat().st_uid == 500
+    assert all((root / f.path.lstrip("/")).stat().st_uid == 0 for f in state.files if f.owner == "root")
     assert (root / "etc/umhctl-demo/current").readlink() == Path("app.conf")
     assert not old.exists()
     assert (root / RECORD.lstrip("/")).stat().st_mode & 0o777 == 0o600
@@ -298,6 +300,26 @@ def test_write_stages_private_temp_files_places_everything_and_syncs_directories
     assert {"/etc/umhctl-demo", "/home/core/.ssh/authorized_keys.d", "/var/lib/umhctl"} <= synced
     assert len({p for p in synced if "/.umhctl-" in p}) == 5, "every staged file is fsynced before the renames"
     assert list(root.rglob(".umhctl-*")) == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"no newline at the end",
+        b"quotes ' \" and `$(touch /tmp/pwned)` $HOME \\ %s %d \\n -- -e\n\n\n",
+        "unicode: K\u00f6ln \u2713, CRLF\r\n\ttab\n".encode(),
+        b"binary\0with a NUL\n",
+        b"\xff\xfe not UTF-8\n",
+        b"x" * (64 * 1024 + 1),
+    ],
+    ids=["empty", "no-newline", "shell-syntax", "unicode", "nul", "not-utf8", "large"],
+)
+def test_staged_content_arrives_byte_for_byte(scratch: Scratch, root: Path, content: bytes) -> None:
+    script = "set -euo pipefail\numask 077\n" + scripts._content_to(content, "/tmp/staged") + "\n"
+    assert run(scratch, root, script) == ""
+    assert (root / "tmp/staged").read_bytes() == content
+    assert not (root / "tmp/pwned").exists()
 
 
 def test_a_failed_write_leaves_the_device_unchanged(scratch: Scratch, root: Path) -> None:

@@ -280,10 +280,6 @@ def _decode(b64: str) -> str:
         return b64
 
 
-def _text(b64: str) -> str:
-    return base64.b64decode(b64, validate=True).decode("utf-8", "surrogateescape")
-
-
 _KINDS = {"f": "file", "l": "link", "d": "directory"}
 _SECTIONS = ("P", "S", "R", "U", "L", "T", "D", "E")
 
@@ -336,7 +332,7 @@ def parse_facts(output: str, device: str) -> Facts:
             else:
                 paths[path] = PathFact("other", other=_KINDS.get(kind, f"file of type {kind}"))
         record_lines = [line for line in sections.get("R", []) if line]
-        record = json.loads(_text(record_lines[0])) if record_lines else None
+        record = json.loads(record_lines[0]) if record_lines else None
         units = {}
         for line in sections.get("U", []):
             name, _, active = line.partition("\t")

@@ -67,7 +67,8 @@ files=()
 for p in "${paths[@]}"; do [ -f "$p" ] && [ ! -L "$p" ] && files+=("$p"); done
 ((${#files[@]})) && sha256sum -- "${files[@]}"
 echo R
-[ -f %(record)s ] && base64 -w0 < %(record)s && echo
+# The record is JSON umhctl wrote (ASCII, json.dumps): its lines joined by tabs, which JSON reads as whitespace.
+if [ -f %(record)s ]; then mapfile -t record < %(record)s; IFS=$'\t'; printf '%%s\n' "${record[*]}"; unset IFS; fi
 echo U
 units=(%(units)s)
 # One systemctl for all units: it prints one state per unit, in order, unknown units "inactive" (systemd
@@ -96,9 +97,14 @@ fi
 # Section L: the device lock when one is there (see _LOCK): owner file, its age, the holder (base64).
 _PROBE_LOCK = r"""echo L
 L=%(lock)s
+o=''
 if [ -e "$L" ] || [ -L "$L" ]; then
-  o=''
   for f in "$L"/token.* "$L"/info; do [ -f "$f" ] && { o=$f; break; }; done
+fi
+if [ -n "$o" ] && [ "${o##*/}" = %(mine)s ]; then
+  # This run's own lock (the planner passes over it): its age and holder are not asked.
+  printf '%%s\t0\t-\n' "${o##*/}"
+elif [ -e "$L" ] || [ -L "$L" ]; then
   printf -v now '%%(%%s)T' -1  # the clock, without a process (bash's own strftime)
   since=$(stat -c %%Z -- "${o:-$L}" 2>/dev/null) || since=$now
   who=''
@@ -150,8 +156,13 @@ def probe(
 
 
 def _probe_body(
-    paths: Sequence[str], units: Sequence[str], dirs: Sequence[str], status_units: Sequence[str] | None = None
+    paths: Sequence[str],
+    units: Sequence[str],
+    dirs: Sequence[str],
+    status_units: Sequence[str] | None = None,
+    token: str | None = None,
 ) -> str:
+    """`token`: the run whose lock the probe runs under (its own lock is reported without asking who holds it)."""
     extra = "" if status_units is None else _STATUS % {"k3s": " ".join(q(u) for u in status_units) or '""'}
     return _PROBE % {
         "paths": " ".join(q(p) for p in paths),
@@ -159,7 +170,7 @@ def _probe_body(
         "managed": MANAGED_LIST,
         "record": RECORD,
         "units": " ".join(q(u) for u in units),
-        "lockfacts": _PROBE_LOCK % {"lock": LOCK_DIR},
+        "lockfacts": _PROBE_LOCK % {"lock": LOCK_DIR, "mine": q(f"token.{token}" if token else "-")},
         "leftovers": _PROBE_LEFTOVERS % {"state": STATE_DIR, "prefix": TEMP_PREFIX},
         "created": _PROBE_CREATED % {"created": CREATED_DIRS},
         "extra": extra,
@@ -249,7 +260,7 @@ def lock_and_probe(
         + f"answer=$(\n{_lock_body(token, holder, force)})\n"
         + "printf '%s\\n' \"$answer\"\n"
         + "case $answer in LOCKED | TOOK_OVER*) ;; *) exit 0 ;; esac\n"
-        + _probe_body(paths, units, dirs)
+        + _probe_body(paths, units, dirs, token=token)
     )
 
 
@@ -275,7 +286,7 @@ def probe_locking_if_behind(
         # In a command substitution: the lock script's `exit` ends only that subshell.
         + f'[ -n "$answer" ] || answer=$(\n{_lock_body(token, holder, False)})\n'
         + "printf '%s\\n' \"$answer\"\n"
-        + _probe_body(paths, units, dirs)
+        + _probe_body(paths, units, dirs, token=token)
     )
 
 
@@ -333,16 +344,30 @@ def _stage_file(
     """Write the content to a temp file next to `path`; its owner, mode and fsync come with the others'
     (`_settle`)."""
     tmp = _temp(token, index, path)
-    data = base64.encodebytes(content).decode()
     staged.append(_Staged(tmp, mode, owner, group))
     return [
         f"newdirs {q(path.rsplit('/', 1)[0] or '/')}",
         f"t={q(tmp)}",
         'staged+=("$t")',
         # Created 0600 (umask 077) and owned by root until chown/chmod give it its real owner and mode.
-        f"base64 -d > \"$t\" <<'UMHCTL_DATA'\n{data}UMHCTL_DATA",
+        _content_to(content, '"$t"'),
         f'renames+=("$t" {q(path)})',
     ]
+
+
+_PRINTF_LIMIT = 64 * 1024
+
+
+def _content_to(content: bytes, target: str) -> str:
+    """The shell line that writes `content` to `target`: text (UTF-8, no NUL) up to _PRINTF_LIMIT through bash's
+    own printf, quoted (no process); anything else decoded by base64 from a here-document."""
+    if len(content) <= _PRINTF_LIMIT and b"\0" not in content:
+        try:
+            return f"printf '%s' {q(content.decode('utf-8'))} > {target}"
+        except UnicodeDecodeError:
+            pass
+    data = base64.encodebytes(content).decode()
+    return f"base64 -d > {target} <<'UMHCTL_DATA'\n{data}UMHCTL_DATA"
 
 
 def _settle(staged: Sequence[_Staged]) -> list[str]:
@@ -353,7 +378,8 @@ def _settle(staged: Sequence[_Staged]) -> list[str]:
     owners: dict[str, list[str]] = {}
     modes: dict[int, list[str]] = {}
     for s in staged:
-        owners.setdefault(f"{q(s.owner)}:{q(s.group)}", []).append(q(s.tmp))
+        if (s.owner, s.group) != ("root", "root"):  # root's already: the script runs as root
+            owners.setdefault(f"{q(s.owner)}:{q(s.group)}", []).append(q(s.tmp))
         modes.setdefault(s.mode, []).append(q(s.tmp))
     return [
         *(f"chown -- {owner} {' '.join(tmps)}" for owner, tmps in owners.items()),
@@ -553,7 +579,7 @@ def converge(
     lines.append('if [ "$ok" -eq 0 ]; then')
     if restart is not None:
         lines += [f"echo '{MARK}restart'", f"(\n{_restart_body(*restart)})", f'echo "{MARK}restart-status $?"']
-    lines += [f"echo '{MARK}probe'", f"(\n{_probe_body(*probe)})", "fi"]
+    lines += [f"echo '{MARK}probe'", f"(\n{_probe_body(*probe, token=token)})", "fi"]
     if unlock:
         lines += [f"echo '{MARK}unlock'", _unlock_body(token).rstrip("\n")]
     return "\n".join(lines) + "\n"

@@ -17,7 +17,8 @@ files=()
 for p in "${paths[@]}"; do [ -f "$p" ] && [ ! -L "$p" ] && files+=("$p"); done
 ((${#files[@]})) && sha256sum -- "${files[@]}"
 echo R
-[ -f /var/lib/umhctl/applied.json ] && base64 -w0 < /var/lib/umhctl/applied.json && echo
+# The record is JSON umhctl wrote (ASCII, json.dumps): its lines joined by tabs, which JSON reads as whitespace.
+if [ -f /var/lib/umhctl/applied.json ]; then mapfile -t record < /var/lib/umhctl/applied.json; IFS=$'\t'; printf '%s\n' "${record[*]}"; unset IFS; fi
 echo U
 units=(k3s.service)
 # One systemctl for all units: it prints one state per unit, in order, unknown units "inactive" (systemd
@@ -28,9 +29,14 @@ if ((${#units[@]})); then
 fi
 echo L
 L=/var/lib/umhctl/lock.d
+o=''
 if [ -e "$L" ] || [ -L "$L" ]; then
-  o=''
   for f in "$L"/token.* "$L"/info; do [ -f "$f" ] && { o=$f; break; }; done
+fi
+if [ -n "$o" ] && [ "${o##*/}" = - ]; then
+  # This run's own lock (the planner passes over it): its age and holder are not asked.
+  printf '%s\t0\t-\n' "${o##*/}"
+elif [ -e "$L" ] || [ -L "$L" ]; then
   printf -v now '%(%s)T' -1  # the clock, without a process (bash's own strftime)
   since=$(stat -c %Z -- "${o:-$L}" 2>/dev/null) || since=$now
   who=''
