@@ -160,6 +160,9 @@ class SecretStore:
     def host_key(self, device: str) -> HostKey:
         """The device's SSH host key, generated once: the device presents it from its first boot on."""
         name = f"ssh-host-key.{device}"
+        private, public = self.backend.read(name), self.backend.read_public(name)
+        if private is not None and public is not None:  # as in _generated: a key that is there needs no lock
+            return HostKey(private, public.strip())
         with self.backend.locked():
             private, public = self.backend.read(name), self.backend.read_public(name)
             if private is None or public is None:
@@ -235,6 +238,11 @@ class SecretStore:
                 self._generated(name, spec)
 
     def _generated(self, name: str, spec: GenerateSpec) -> str:
+        # Values are written atomically (temp file and rename): one that is there is whole, and needs no lock. The
+        # lock is for making one, so that two renders never make two.
+        value = self.backend.read(name)
+        if value is not None:
+            return value.rstrip("\n")
         with self.backend.locked():
             value = self.backend.read(name)
             if value is None:
