@@ -408,6 +408,8 @@ def write(
     only when all are staged are they renamed into place, each rename atomic, and the directories synced. The
     record goes last, so it never claims a state the device does not have. Prints `RENAMING` when it starts
     changing the device and `APPLIED` when it is done.
+
+    Apply sends this as the first part of converge(); on its own it is the part a test runs alone.
     """
     return _HEAD + _write_body(changes, desired, record, history, token)
 
@@ -535,7 +537,7 @@ def refresh_command(target: str) -> str:
 
 def restart(units: Sequence[str], daemon_reload: bool) -> str:
     """Reload systemd and restart units in order (and run refreshes such as update-ssh-keys); report each
-    result instead of stopping at the first."""
+    result instead of stopping at the first. Apply sends this as the second part of converge()."""
     return _HEAD_LENIENT + _restart_body(units, daemon_reload)
 
 
