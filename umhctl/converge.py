@@ -30,7 +30,7 @@ from umhctl.lockholder import gone, where
 from umhctl.phases import Outcome, Phase, Reporter, run_fleet
 from umhctl.plan.model import Action, Change, DevicePlan, Plan
 from umhctl.plan.planner import Stamp, managed_restarts, plan_device, secret_paths
-from umhctl.remote.gate import Converged, Remote, parse_facts
+from umhctl.remote.gate import Converged, LockAnswer, Remote, parse_facts, tail
 from umhctl.remote.ssh import Endpoint
 from umhctl.render.desired import DesiredState
 
@@ -279,10 +279,8 @@ class Phases:
         answer, sections = run.remote.probe_locking_if_behind(
             self.token, self.holder, run.target.stamp.fingerprint, paths
         )
-        if answer is not None and answer.state in ("locked", "took_over"):
-            run.locked = True  # before the facts are parsed: whatever goes wrong there, cleanup releases it
-            if answer.state == "took_over":
-                run.notes.append(f"took over the lock of {answer.holder or 'an unknown run'} (held {answer.age} s)")
+        if answer is not None:
+            _held(run, answer)  # before the facts are parsed: whatever goes wrong there, cleanup releases the lock
         # A lock held by another run is not an error yet: the plan is shown, and apply's lock phase says who holds it.
         run.facts = parse_facts(sections, run.device)
 
@@ -393,12 +391,9 @@ class Phases:
         answer = run.remote.lock(self.token, self.holder, force=self.force_unlock, probe=asked)
         if answer.facts is not None:
             run.facts = answer.facts
-        if answer.state == "locked":
-            run.locked = True
-        elif answer.state == "took_over":
-            run.locked = True
-            run.notes.append(f"took over the lock of {answer.holder or 'an unknown run'} (held {answer.age} s)")
-        elif answer.state == "held":
+        if _held(run, answer):
+            return
+        if answer.state == "held":
             unlock = self.hints.command("apply", "--device", run.device, "--force-unlock")
             holder = answer.holder or "another run"
             if answer.holder and gone(answer.holder):
@@ -413,8 +408,7 @@ class Phases:
                 "on another machine",
                 hint=f"wait for it to finish; if it died, clear its lock with: {unlock}",
             )
-        else:
-            raise UmhctlError("the device lock kept changing hands while umhctl tried to take it; try again")
+        raise UmhctlError("the device lock kept changing hands while umhctl tried to take it; try again")
 
     def _unlock(self, run: DeviceRun) -> None:
         if run.locked and run.remote is not None:
@@ -493,7 +487,7 @@ class Phases:
                 else "the device was left unchanged"
             )
             status = "no answer" if answer.write_status is None else f"exit {answer.write_status}"
-            raise UmhctlError(f"writing files failed ({status}); {state}: {_tail(answer.stderr)}")
+            raise UmhctlError(f"writing files failed ({status}); {state}: {tail(answer.stderr)}")
         run.notes += answer.warnings
         self.cache.put_all(run.target.desired)
         run.notes.append(describe(run.plan))
@@ -506,7 +500,7 @@ class Phases:
             failed = ", ".join(answer.restart_failed) or (
                 "systemd daemon-reload" if answer.restart_status is not None else "(no answer)"
             )
-            raise UmhctlError(f"files are in place, but restarting failed for {failed}: {_tail(answer.stderr)}")
+            raise UmhctlError(f"files are in place, but restarting failed for {failed}: {tail(answer.stderr)}")
         if units:
             run.notes.append("restarted " + ", ".join(units))
 
@@ -516,7 +510,7 @@ class Phases:
         restarted = [c.target for c in run.plan.changes if c.action is Action.RESTART]
         answer = self._round_trip(run)
         if answer.facts is None:
-            why = answer.facts_error or f"no answer ({_tail(answer.stderr) or 'connection lost?'})"
+            why = answer.facts_error or f"no answer ({tail(answer.stderr) or 'connection lost?'})"
             raise UmhctlError(f"the changes were made, but reading the device's state to verify them failed: {why}")
         run.facts = answer.facts
         after = self.device_plan(run)
@@ -581,8 +575,14 @@ class Parked:
 LOCK_TAKEN = "the lock was taken away while this run held it (--force-unlock by someone else)"
 
 
-def _tail(text: str, limit: int = 300) -> str:
-    return text.strip()[-limit:]
+def _held(run: DeviceRun, answer: LockAnswer) -> bool:
+    """Note a lock the run took (a stale one taken over says whose it was); False when it took none."""
+    if answer.state not in ("locked", "took_over"):
+        return False
+    if answer.state == "took_over":
+        run.notes.append(f"took over the lock of {answer.holder or 'an unknown run'} (held {answer.age} s)")
+    run.locked = True
+    return True
 
 
 def _is_temp(path: str) -> bool:

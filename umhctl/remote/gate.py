@@ -85,7 +85,7 @@ class Remote:
     def probe(self, paths: Sequence[str], units: Sequence[str], dirs: Sequence[str] = ()) -> Facts:
         result = self.conn.run(scripts.probe(paths, units, dirs))
         if result.status != 0:
-            raise UmhctlError(f"reading the device's state failed (exit {result.status}): {_tail(result.stderr)}")
+            raise UmhctlError(f"reading the device's state failed (exit {result.status}): {tail(result.stderr)}")
         return parse_facts(result.stdout, self.device)
 
     def status_probe(
@@ -94,7 +94,7 @@ class Remote:
         """The probe's facts and, in the same round trip, what `umhctl status` reports besides."""
         result = self.conn.run(scripts.probe(paths, units, dirs, status_units=k3s_units))
         if result.status != 0:
-            raise UmhctlError(f"reading the device's state failed (exit {result.status}): {_tail(result.stderr)}")
+            raise UmhctlError(f"reading the device's state failed (exit {result.status}): {tail(result.stderr)}")
         return parse_status(result.stdout, self.device)
 
     # -- lock -----------------------------------------------------------------------------------------------
@@ -158,13 +158,13 @@ class Remote:
                 hint="run apply again",
             )
         if result.status != 0 or "UPLOADED" not in words:
-            raise UmhctlError(f"uploading {path} failed (exit {result.status}): {_tail(result.stderr)}")
+            raise UmhctlError(f"uploading {path} failed (exit {result.status}): {tail(result.stderr)}")
 
     def prune(self, paths: Sequence[str]) -> None:
         result = self.conn.run(scripts.prune(paths))
         if result.status != 0 or "PRUNED" not in result.stdout.split():
             raise UmhctlError(
-                f"removing {', '.join(paths)} failed (exit {result.status}): {_tail(result.stderr)}; the new "
+                f"removing {', '.join(paths)} failed (exit {result.status}): {tail(result.stderr)}; the new "
                 "images are in use, the old ones are left on the device"
             )
 
@@ -174,7 +174,7 @@ class Remote:
         result = self.conn.run(scripts.stage_reset(ignition, keep))
         if result.status != 0 or "STAGED" not in result.stdout.split():
             raise UmhctlError(
-                f"staging the reset failed (exit {result.status}): {_tail(result.stderr)}; "
+                f"staging the reset failed (exit {result.status}): {tail(result.stderr)}; "
                 "nothing was reset, the device runs as before"
             )
 
@@ -188,7 +188,7 @@ class Remote:
         # -1: paramiko's "the channel closed without an exit status": the reboot took the connection down.
         if result.status not in (0, -1):
             raise UmhctlError(
-                f"the device refused to reboot (exit {result.status}): {_tail(result.stderr, 200)}; the reset is "
+                f"the device refused to reboot (exit {result.status}): {tail(result.stderr, 200)}; the reset is "
                 "staged and happens at its next reboot"
             )
 
@@ -267,7 +267,8 @@ def parse_converged(stdout: str, stderr: str, device: str) -> Converged:
     return answer
 
 
-def _tail(text: str, limit: int = 300) -> str:
+def tail(text: str, limit: int = 300) -> str:
+    """The end of a command's stderr, for a message."""
     return text.strip()[-limit:]
 
 

@@ -248,6 +248,12 @@ def _lock_body(token: str, holder: str, force: bool) -> str:
     }
 
 
+def _lock_into_answer(token: str, holder: str, force: bool) -> str:
+    """lock()'s answer into $answer: in a command substitution, the lock script's `exit` ends only that
+    subshell."""
+    return f"answer=$(\n{_lock_body(token, holder, force)})\n"
+
+
 def lock_and_probe(
     token: str, holder: str, paths: Sequence[str], units: Sequence[str], dirs: Sequence[str], *, force: bool = False
 ) -> str:
@@ -256,8 +262,7 @@ def lock_and_probe(
     line; the probe's sections follow it only when the lock was taken."""
     return (
         _HEAD_LENIENT
-        # In a command substitution: the lock script's `exit` ends only that subshell.
-        + f"answer=$(\n{_lock_body(token, holder, force)})\n"
+        + _lock_into_answer(token, holder, force)
         + "printf '%s\\n' \"$answer\"\n"
         + "case $answer in LOCKED | TOOK_OVER*) ;; *) exit 0 ;; esac\n"
         + _probe_body(paths, units, dirs, token=token)
@@ -283,8 +288,8 @@ def probe_locking_if_behind(
         + f"  mapfile -t record < {RECORD}\n"
         + f'  for line in "${{record[@]}}"; do [[ $line == *"$needle"* ]] && answer={AT_DESIRED}; done\n'
         + "fi\n"
-        # In a command substitution: the lock script's `exit` ends only that subshell.
-        + f'[ -n "$answer" ] || answer=$(\n{_lock_body(token, holder, False)})\n'
+        + '[ -n "$answer" ] || '
+        + _lock_into_answer(token, holder, False)
         + "printf '%s\\n' \"$answer\"\n"
         + _probe_body(paths, units, dirs, token=token)
     )
