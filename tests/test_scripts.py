@@ -11,15 +11,17 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import subprocess
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from umhctl.facts import CREATED_DIRS, LOCK_DIR, MANAGED_LIST, RECORD
+from umhctl.facts import CREATED_DIRS, LOCK_DIR, MANAGED_LIST, RECORD, SUMS
 from umhctl.plan.model import Action, Change
 from umhctl.remote import scripts
 from umhctl.remote.gate import parse_facts, parse_status
@@ -156,6 +158,49 @@ def test_probe_reports_files_links_and_other_things(scratch: Scratch, root: Path
     assert facts.path("/etc/localtime").target == "../usr/share/zoneinfo/UTC"
     assert facts.path("/etc/ssh/sshd_config.d").other == "directory"
     assert facts.path("/nope").kind == "absent" and facts.record is None
+
+
+def test_a_probe_hashes_again_only_the_files_whose_stamp_changed_since_an_apply_memoized_them(
+    scratch: Scratch, root: Path
+) -> None:
+    """The probe reads each managed file in full (on a device, a ~70 MB k3s image too) unless the memo an apply
+    wrote vouches for it: same size, inode, mtime and ctime as when it was hashed, at least 2 s after it changed."""
+    state = desired()
+    paths = [f.path for f in state.files]
+    sums = root / SUMS.lstrip("/")
+    assert run(scratch, root, scripts.lock("aaaa", "alice")).strip() == "LOCKED"
+    probe = (paths, [], [])
+    run(scratch, root, scripts.converge("aaaa", probe, (changes()[:3], state, record(state), {}), unlock=False))
+    assert sums.read_text() == "", "just written: a write in the same clock tick would keep the stamp, so no entry"
+    time.sleep(2.1)
+    run(scratch, root, scripts.converge("aaaa", probe, None, unlock=True))
+    memo = {line.split("\t")[2]: line.split("\t") for line in sums.read_text().splitlines()}
+    assert sorted(memo) == sorted(paths) and sums.stat().st_mode & 0o777 == 0o600
+    assert all(memo[f.path][0] == f.sha256 for f in state.files)
+
+    spy = root / "opt/spy"
+    spy.mkdir(parents=True)
+    (spy / "sha256sum").write_text('#!/bin/bash\necho "$*" >> /tmp/sha256sum.log\nexec /usr/bin/sha256sum "$@"\n')
+    (spy / "sha256sum").chmod(0o755)
+    log = root / "tmp/sha256sum.log"
+    facts = parse_facts(run(scratch, root, scripts.probe(paths, []), spy=True), "edge-01")
+    assert {p: facts.path(p).sha256 for p in paths} == {f.path: f.sha256 for f in state.files}
+    assert not log.exists(), "every file vouched for by the memo: nothing read"
+
+    # The same size, the mtime put back: only the ctime tells, and it cannot be put back.
+    conf = root / "etc/umhctl-demo/app.conf"
+    before = conf.stat()
+    conf.write_bytes(b"answer=43\n")
+    os.utime(conf, ns=(before.st_atime_ns, before.st_mtime_ns))
+    facts = parse_facts(run(scratch, root, scripts.probe(paths, []), spy=True), "edge-01")
+    assert facts.path("/etc/umhctl-demo/app.conf").sha256 == hashlib.sha256(b"answer=43\n").hexdigest()
+    assert log.read_text() == "-- /etc/umhctl-demo/app.conf\n", "only the changed file is read"
+    # A memo that lies about a file whose stamp it has right is believed: the stamp is what is trusted, which is
+    # why only apply, under its lock, writes the memo, and only for files that had not changed for 2 s.
+    (line,) = [entry for entry in sums.read_text().splitlines() if entry.endswith("/token")]
+    sums.write_text(sums.read_text().replace(line, "0" * 64 + line[64:]))
+    facts = parse_facts(run(scratch, root, scripts.probe(paths, [])), "edge-01")
+    assert facts.path("/etc/umhctl-demo/token").sha256 == "0" * 64
 
 
 def test_probe_reports_the_lock_and_umhctls_own_leftover_temp_files(scratch: Scratch, root: Path) -> None:

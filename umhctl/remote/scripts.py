@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from umhctl.facts import CREATED_DIRS, LOCK_DIR, MANAGED_LIST, RECORD, STATE_DIR
+from umhctl.facts import CREATED_DIRS, LOCK_DIR, MANAGED_LIST, RECORD, STATE_DIR, SUMS
 from umhctl.plan.model import Action, Change
 from umhctl.render.desired import DesiredState
 
@@ -60,13 +60,25 @@ declare -A seen=(); unique=()
 for p in "${paths[@]}"; do [ -n "${seen[$p]+x}" ] || { seen[$p]=1; unique+=("$p"); }; done
 paths=("${unique[@]}")
 echo P
-((${#paths[@]})) && find "${paths[@]}" -maxdepth 0 -printf '%%p	%%y	%%m	%%u	%%g	%%l
-' 2>/dev/null
+t0=${EPOCHREALTIME//[!0-9]/}  # microseconds, taken before any path is looked at (the memo's race bound, below)
+meta=()
+((${#paths[@]})) && mapfile -t meta < <(find "${paths[@]}" -maxdepth 0 \
+  -printf '%%p\t%%y\t%%m\t%%u\t%%g\t%%l\t%%s:%%i:%%T@:%%C@\n' 2>/dev/null)
+# Each path's stamp (size, inode, mtime, ctime) is kept here, not printed.
+declare -A stamp=()
+for m in "${meta[@]}"; do printf '%%s\n' "${m%%	*}"; stamp[${m%%%%	*}]=${m##*	}; done
 echo S
-files=()
-for p in "${paths[@]}"; do [ -f "$p" ] && [ ! -L "$p" ] && files+=("$p"); done
-((${#files[@]})) && sha256sum -- "${files[@]}"
-echo R
+# A file whose stamp is the one the memo holds is not read again: its content is the one hashed then (_HASH_AND_MEMO).
+declare -A memo=()
+if [ -f %(sums)s ]; then while IFS='	' read -r s st p; do memo[$p]=$s'	'$st; done < %(sums)s; fi
+files=() known=()
+for p in "${paths[@]}"; do
+  [ -f "$p" ] && [ ! -L "$p" ] || continue
+  m=${memo[$p]-}
+  if [ -n "$m" ] && [ "${m#*	}" = "${stamp[$p]-}" ]; then known+=("${m%%%%	*}  $p"); else files+=("$p"); fi
+done
+((${#known[@]})) && printf '%%s\n' "${known[@]}"
+%(hash)secho R
 # The record is JSON umhctl wrote (ASCII, json.dumps): its lines joined by tabs, which JSON reads as whitespace.
 if [ -f %(record)s ]; then mapfile -t record < %(record)s; IFS=$'\t'; printf '%%s\n' "${record[*]}"; unset IFS; fi
 echo U
@@ -79,6 +91,30 @@ if ((${#units[@]})); then
 fi
 %(lockfacts)s%(leftovers)s%(created)s%(extra)sshopt -u nullglob dotglob
 echo E
+"""
+
+# Section S hashes the files the memo does not vouch for, straight to the output.
+_HASH = r"""((${#files[@]})) && sha256sum -- "${files[@]}"
+"""
+
+# The same in the probe that verifies an apply, under its lock, which then rewrites the memo (SUMS): one line per
+# file, its sha256, its stamp and its path. A file enters it only if its ctime lies at least 2 s before the probe
+# began (t0): any later write to it sets a ctime after that, so a stamp found equal later means the same content.
+# 2 s: the kernel stamps with a clock that lags by up to a tick, and a filesystem may keep whole seconds only
+# (ext4 with 128-byte inodes, ...); a file written just before is hashed by each probe until an apply rewrites the
+# memo. Only a clock set back by hand could fake a stamp; git's index and rsync's quick check trust less.
+_HASH_AND_MEMO = r"""sums=()
+((${#files[@]})) && mapfile -t sums < <(sha256sum -- "${files[@]}")
+((${#sums[@]})) && printf '%%s\n' "${sums[@]}"
+limit=$(( t0 - 2000000 ))
+for k in "${known[@]}" "${sums[@]}"; do
+  p=${k#*  } st=${stamp[${k#*  }]-}
+  [ -n "$st" ] || continue
+  c=${st##*:} cf=000000
+  [[ $c == *.* ]] && { cf=${c#*.}000000; c=${c%%.*}; }
+  (( c * 1000000 + 10#${cf:0:6} < limit )) && printf '%%s\t%%s\t%%s\n' "${k%%%%  *}" "$st" "$p"
+done > %(sums)s.new
+mv -f -T -- %(sums)s.new %(sums)s
 """
 
 # Section D: the directories apply created that still exist, each with how many entries it holds.
@@ -161,10 +197,14 @@ def _probe_body(
     dirs: Sequence[str],
     status_units: Sequence[str] | None = None,
     token: str | None = None,
+    memoize: bool = False,
 ) -> str:
-    """`token`: the run whose lock the probe runs under (its own lock is reported without asking who holds it)."""
+    """`token`: the run whose lock the probe runs under (its own lock is reported without asking who holds it).
+    `memoize`: rewrite the memo of file hashes (only under the lock, after a write)."""
     extra = "" if status_units is None else _STATUS % {"k3s": " ".join(q(u) for u in status_units) or '""'}
     return _PROBE % {
+        "sums": SUMS,
+        "hash": (_HASH_AND_MEMO if memoize else _HASH) % {"sums": SUMS},
         "paths": " ".join(q(p) for p in paths),
         "dirs": " ".join(q(d) for d in dirs) or '""',
         "managed": MANAGED_LIST,
@@ -586,7 +626,7 @@ def converge(
     lines.append('if [ "$ok" -eq 0 ]; then')
     if restart is not None:
         lines += [f"echo '{MARK}restart'", f"(\n{_restart_body(*restart)})", f'echo "{MARK}restart-status $?"']
-    lines += [f"echo '{MARK}probe'", f"(\n{_probe_body(*probe, token=token)})", "fi"]
+    lines += [f"echo '{MARK}probe'", f"(\n{_probe_body(*probe, token=token, memoize=True)})", "fi"]
     if unlock:
         lines += [f"echo '{MARK}unlock'", _unlock_body(token).rstrip("\n")]
     return "\n".join(lines) + "\n"

@@ -113,12 +113,36 @@ declare -A seen=(); unique=()
 for p in "${paths[@]}"; do [ -n "${seen[$p]+x}" ] || { seen[$p]=1; unique+=("$p"); }; done
 paths=("${unique[@]}")
 echo P
-((${#paths[@]})) && find "${paths[@]}" -maxdepth 0 -printf '%p	%y	%m	%u	%g	%l
-' 2>/dev/null
+t0=${EPOCHREALTIME//[!0-9]/}  # microseconds, taken before any path is looked at (the memo's race bound, below)
+meta=()
+((${#paths[@]})) && mapfile -t meta < <(find "${paths[@]}" -maxdepth 0 \
+  -printf '%p\t%y\t%m\t%u\t%g\t%l\t%s:%i:%T@:%C@\n' 2>/dev/null)
+# Each path's stamp (size, inode, mtime, ctime) is kept here, not printed.
+declare -A stamp=()
+for m in "${meta[@]}"; do printf '%s\n' "${m%	*}"; stamp[${m%%	*}]=${m##*	}; done
 echo S
-files=()
-for p in "${paths[@]}"; do [ -f "$p" ] && [ ! -L "$p" ] && files+=("$p"); done
-((${#files[@]})) && sha256sum -- "${files[@]}"
+# A file whose stamp is the one the memo holds is not read again: its content is the one hashed then (_HASH_AND_MEMO).
+declare -A memo=()
+if [ -f /var/lib/umhctl/sums ]; then while IFS='	' read -r s st p; do memo[$p]=$s'	'$st; done < /var/lib/umhctl/sums; fi
+files=() known=()
+for p in "${paths[@]}"; do
+  [ -f "$p" ] && [ ! -L "$p" ] || continue
+  m=${memo[$p]-}
+  if [ -n "$m" ] && [ "${m#*	}" = "${stamp[$p]-}" ]; then known+=("${m%%	*}  $p"); else files+=("$p"); fi
+done
+((${#known[@]})) && printf '%s\n' "${known[@]}"
+sums=()
+((${#files[@]})) && mapfile -t sums < <(sha256sum -- "${files[@]}")
+((${#sums[@]})) && printf '%s\n' "${sums[@]}"
+limit=$(( t0 - 2000000 ))
+for k in "${known[@]}" "${sums[@]}"; do
+  p=${k#*  } st=${stamp[${k#*  }]-}
+  [ -n "$st" ] || continue
+  c=${st##*:} cf=000000
+  [[ $c == *.* ]] && { cf=${c#*.}000000; c=${c%.*}; }
+  (( c * 1000000 + 10#${cf:0:6} < limit )) && printf '%s\t%s\t%s\n' "${k%%  *}" "$st" "$p"
+done > /var/lib/umhctl/sums.new
+mv -f -T -- /var/lib/umhctl/sums.new /var/lib/umhctl/sums
 echo R
 # The record is JSON umhctl wrote (ASCII, json.dumps): its lines joined by tabs, which JSON reads as whitespace.
 if [ -f /var/lib/umhctl/applied.json ]; then mapfile -t record < /var/lib/umhctl/applied.json; IFS=$'\t'; printf '%s\n' "${record[*]}"; unset IFS; fi

@@ -10,11 +10,24 @@ declare -A seen=(); unique=()
 for p in "${paths[@]}"; do [ -n "${seen[$p]+x}" ] || { seen[$p]=1; unique+=("$p"); }; done
 paths=("${unique[@]}")
 echo P
-((${#paths[@]})) && find "${paths[@]}" -maxdepth 0 -printf '%p	%y	%m	%u	%g	%l
-' 2>/dev/null
+t0=${EPOCHREALTIME//[!0-9]/}  # microseconds, taken before any path is looked at (the memo's race bound, below)
+meta=()
+((${#paths[@]})) && mapfile -t meta < <(find "${paths[@]}" -maxdepth 0 \
+  -printf '%p\t%y\t%m\t%u\t%g\t%l\t%s:%i:%T@:%C@\n' 2>/dev/null)
+# Each path's stamp (size, inode, mtime, ctime) is kept here, not printed.
+declare -A stamp=()
+for m in "${meta[@]}"; do printf '%s\n' "${m%	*}"; stamp[${m%%	*}]=${m##*	}; done
 echo S
-files=()
-for p in "${paths[@]}"; do [ -f "$p" ] && [ ! -L "$p" ] && files+=("$p"); done
+# A file whose stamp is the one the memo holds is not read again: its content is the one hashed then (_HASH_AND_MEMO).
+declare -A memo=()
+if [ -f /var/lib/umhctl/sums ]; then while IFS='	' read -r s st p; do memo[$p]=$s'	'$st; done < /var/lib/umhctl/sums; fi
+files=() known=()
+for p in "${paths[@]}"; do
+  [ -f "$p" ] && [ ! -L "$p" ] || continue
+  m=${memo[$p]-}
+  if [ -n "$m" ] && [ "${m#*	}" = "${stamp[$p]-}" ]; then known+=("${m%%	*}  $p"); else files+=("$p"); fi
+done
+((${#known[@]})) && printf '%s\n' "${known[@]}"
 ((${#files[@]})) && sha256sum -- "${files[@]}"
 echo R
 # The record is JSON umhctl wrote (ASCII, json.dumps): its lines joined by tabs, which JSON reads as whitespace.
