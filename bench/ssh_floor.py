@@ -12,6 +12,7 @@ ENDPOINTS.json: {"known_hosts": PATH, "identity": PATH, "user": NAME, "endpoints
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import socket
 import sys
@@ -47,6 +48,17 @@ def reach(spec: dict[str, Any], address: str, port: int) -> int:
 
 
 def main() -> int:
+    # What umhctl's command line does to start and end quicker (umhctl/cli/__init__.py: main), the floor does too:
+    # no invoke (paramiko imports it only for `Match exec` in an OpenSSH config), no last collections at exit.
+    sys.modules.setdefault("invoke", None)  # type: ignore[arg-type]
+    gc.set_threshold(50_000, 20, 10)
+    try:
+        return _main()
+    finally:
+        gc.freeze()
+
+
+def _main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("endpoints", type=Path)
     parser.add_argument("--parallel", type=int, default=16)

@@ -678,6 +678,10 @@ def main() -> None:
     # collections over every loaded module and schema took 0.37 s of a 500-device render (bench/render_scale.py),
     # 65 ms with this; cycles are still collected, and 50,000 young objects are a few MB at most.
     gc.set_threshold(50_000, 20, 10)
+    # paramiko imports invoke, and with it asyncio and unittest.mock (~30 ms), only to run the `Match exec` lines
+    # of an OpenSSH client config (paramiko/config.py: `try: import invoke`), which umhctl never reads. Only the
+    # command line does without it: a program that imports umhctl as a library keeps its own imports.
+    sys.modules.setdefault("invoke", None)  # type: ignore[arg-type]  # None: "import invoke" raises ImportError
     if sys.argv[1:] == ["--version"]:
         # What the eager --version option prints, without typer first building every command's parameters
         # from its signature (bench/cli_startup.py).
