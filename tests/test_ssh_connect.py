@@ -14,7 +14,7 @@ import pytest
 
 from umhctl.errors import UmhctlError
 from umhctl.knownhosts import read_known_hosts, set_host_key
-from umhctl.remote.ssh import Endpoint, connect
+from umhctl.remote.ssh import Endpoint, _site_host_keys, connect
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICHy9siiBYpe75OvPUvPWpZJohaG6qJIYtVgi+z0y40g"
 OTHER = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
@@ -33,6 +33,23 @@ def test_known_hosts_markers_are_read_as_openssh_does(tmp_path: Path) -> None:
         (["[192.0.2.11]:2222"], OTHER),
         (["192.0.2.12"], "ssh-ed25519 !!!"),
     ]
+
+
+def test_known_hosts_is_decoded_once_per_content_and_an_edit_between_connections_counts(tmp_path: Path) -> None:
+    """Every connection of a fleet run checks its device's key; the file's keys are decoded once, not once per
+    device (quadratic in the fleet), and a file rewritten in place, even to the same size, is read again."""
+    path = tmp_path / "known_hosts"
+    path.write_text(f"192.0.2.10 {KEY}\n[192.0.2.11]:2222 {OTHER}\n")
+    known, table = _site_host_keys(path)
+    assert _site_host_keys(path)[1] is table, "the same content: the same decoded keys"
+    assert table.lookup("[192.0.2.11]:2222")["ssh-ed25519"].get_base64() == OTHER.split()[1]
+    path.write_text(f"192.0.2.10 {OTHER}\n[192.0.2.11]:2222 {KEY}\n")
+    known, table = _site_host_keys(path)
+    assert table.lookup("[192.0.2.11]:2222")["ssh-ed25519"].get_base64() == KEY.split()[1]
+    assert table.lookup("192.0.2.10")["ssh-ed25519"].get_base64() == OTHER.split()[1]
+    path.write_text(f"@revoked * {KEY}\n192.0.2.10 {OTHER}\n[192.0.2.11]:2222 {KEY}\n")
+    known, table = _site_host_keys(path)
+    assert table.lookup("[192.0.2.11]:2222") is None and known.revoked == {KEY}
 
 
 def test_a_revoked_key_is_not_recorded_as_trusted(tmp_path: Path) -> None:

@@ -84,12 +84,20 @@ class KnownHosts:
 
 
 def read_known_hosts(path: Path) -> KnownHosts:
+    return parse_known_hosts(read_known_hosts_bytes(path))
+
+
+def read_known_hosts_bytes(path: Path) -> bytes:
     try:
-        text = read_regular(path, f"known_hosts file {path}", MAX_KNOWN_HOSTS).decode("utf-8", "replace")
+        return read_regular(path, f"known_hosts file {path}", MAX_KNOWN_HOSTS)
     except RepoFileProblem as problem:
         raise UmhctlError(str(problem)) from None
     except OSError as exc:
         raise UmhctlError(f"cannot read known_hosts file {path}: {exc.strerror}") from None
+
+
+def parse_known_hosts(raw: bytes) -> KnownHosts:
+    text = raw.decode("utf-8", "replace")
     known = KnownHosts()
     for line in text.splitlines():
         fields = line.split()
