@@ -56,7 +56,8 @@ declare -A seen=(); unique=()
 for p in "${paths[@]}"; do [ -n "${seen[$p]+x}" ] || { seen[$p]=1; unique+=("$p"); }; done
 paths=("${unique[@]}")
 echo P
-t0=${EPOCHREALTIME//[!0-9]/}  # microseconds, taken before any path is looked at (the memo's race bound, below)
+t0=${EPOCHREALTIME:-0}  # taken before any path is looked at (the memo's race bound); 0 (no memo) before bash 5
+t0=${t0//[!0-9]/}  # microseconds: the decimal point is the locale's
 meta=()
 ((${#paths[@]})) && mapfile -t meta < <(find "${paths[@]}" -maxdepth 0 \
   -printf '%p\t%y\t%m\t%u\t%g\t%l\t%s:%i:%T@:%C@\n' 2>/dev/null)
