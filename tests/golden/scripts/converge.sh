@@ -137,7 +137,8 @@ sums=()
 ((${#sums[@]})) && printf '%s\n' "${sums[@]}"
 limit=$(( t0 - 2000000 ))
 for k in "${known[@]}" "${sums[@]}"; do
-  p=${k#*  } st=${stamp[${k#*  }]-}
+  p=${k#*  }
+  st=${stamp[$p]-}
   [ -n "$st" ] || continue
   c=${st##*:} cf=000000
   [[ $c == *.* ]] && { cf=${c#*.}000000; c=${c%.*}; }
