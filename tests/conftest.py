@@ -59,6 +59,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "faults: fault injection against the simulated site (tests/faults/)")
+    # What umhctl caches on its own (compiled templates) goes to a scratch directory, never the developer's cache;
+    # tests that need a cache of their own still set XDG_CACHE_HOME themselves.
+    if "XDG_CACHE_HOME" not in os.environ:
+        os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="umhctl-test-cache-", dir="/tmp")
 
 
 def git(repo: Path, *args: str) -> str:

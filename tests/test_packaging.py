@@ -8,6 +8,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT
 
 
@@ -62,3 +64,41 @@ def test_wheel_ships_templates_and_uses_them(tmp_path: Path) -> None:
     ).stdout
     assert out.splitlines()[0] == str(target / "umhctl" / "templates")
     assert "SERVER=disabled" in out
+
+
+def test_own_templates_compile_once_into_a_private_cache_and_never_from_one_others_can_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jinja2
+
+    from umhctl import templating
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache = templating._bytecode_cache()
+    assert cache is not None
+    directory = tmp_path / "umhctl" / "jinja2"
+    assert directory.stat().st_mode & 0o777 == 0o700
+
+    def render(bytecode: jinja2.BytecodeCache | None) -> str:
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(templating.templates_dir())),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            bytecode_cache=bytecode,
+        )
+        return env.get_template("flatcar/update.conf.j2").render(
+            device="d", site="s", group=None, reboot_strategy="off"
+        )
+
+    fresh = render(None)
+    assert render(cache) == fresh and len(list(directory.iterdir())) == 1, "compiled once, kept"
+    # A damaged entry is compiled again, never an error.
+    (entry,) = directory.iterdir()
+    entry.write_bytes(entry.read_bytes()[:40])
+    assert render(templating._bytecode_cache()) == fresh
+    # Bytecode is code: a directory someone else may write into is not used.
+    directory.chmod(0o770)
+    assert templating._bytecode_cache() is None
+    directory.chmod(0o700)
+    (tmp_path / "umhctl").chmod(0o777)
+    assert templating._bytecode_cache() is None
