@@ -454,6 +454,31 @@ def test_powered_off_device_is_started_again_by_up_with_its_disk(sim: Sim) -> No
         client.close()
 
 
+def test_up_with_device_starts_only_the_devices_named(sim: Sim) -> None:
+    """A part of a large site: the others keep their addresses and stay as they are."""
+    addresses = {name: d.address for name, d in sim.site.devices.items()}
+    reboot_device(sim.state, "hub-01", power_off=True)
+    code, output = invoke(
+        "sim", "up", "-f", str(DEMO), "--state-dir", str(sim.state), "--device", "edge-02", "-o", "json"
+    )
+    assert code == 0, output
+    actions = {d["device"]: d["action"] for d in json.loads(output)["devices"]}
+    assert actions == {
+        "hub-01": "not started (not named with --device)",
+        "edge-01": "unchanged",
+        "edge-02": "unchanged",
+    }
+    assert not sim.site.running("hub-01")
+    code, output = invoke("sim", "up", "-f", str(DEMO), "--state-dir", str(sim.state), "--device", "hub-9")
+    assert code == 1 and "no device 'hub-9' in the blueprint" in output and not sim.site.running("hub-01")
+    code, output = invoke(
+        "sim", "up", "-f", str(DEMO), "--state-dir", str(sim.state), "--device", "hub-01", "-o", "json"
+    )
+    assert code == 0, output
+    assert {d["device"]: d["action"] for d in json.loads(output)["devices"]}["hub-01"] == "started"
+    assert {name: d.address for name, d in sim.site.devices.items()} == addresses
+
+
 def test_failed_first_boot_is_reported_and_up_reprovisions(sim: Sim) -> None:
     root = sim.site.root("edge-01")
     (root / "oem/config.ign").write_text('{"ignition": {"version": "9.9.9"}}')

@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from umhctl.cli.options import EXIT_CODES_HELP, BlueprintOpt, CliCommand, Output, OutputOpt, between, boundary
+from umhctl.cli.options import (
+    EXIT_CODES_HELP,
+    BlueprintOpt,
+    CliCommand,
+    DeviceOpt,
+    Output,
+    OutputOpt,
+    between,
+    boundary,
+)
 
 if TYPE_CHECKING:
     from umhctl.sim.api import SimStatusResult, SimUpResult
@@ -55,9 +64,11 @@ def up(
     port: Annotated[
         int, typer.Option("--port", metavar="PORT", callback=between(1, 65535), help="SSH port of every device.")
     ] = 22,
+    device: DeviceOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Build and start one simulated device per blueprint device (running ones are left alone).
+    """Build and start one simulated device per blueprint device (running ones are left alone); with --device,
+    only those (a part of a large site).
 
     \b
     Example:
@@ -72,7 +83,7 @@ def up(
     def say(device: str, what: str) -> None:
         progress.print(f"{device}: {what}", markup=False, highlight=False)
 
-    result = sim_up(file, state_dir=state_dir, base_address=base_address, port=port, progress=say)
+    result = sim_up(file, state_dir=state_dir, base_address=base_address, port=port, devices=device, progress=say)
     if output is Output.json:
         views.show_json(result)
     else:

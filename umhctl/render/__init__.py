@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,16 @@ def render_device(
     return DeviceRender(device.name, state, bp, redact)
 
 
+def chosen_devices(bp: SiteBlueprint, devices: Sequence[str] | None) -> list[Device]:
+    """The blueprint's devices named in `devices` (all for None), in blueprint order; a name it does not have is an
+    error that lists the ones it has."""
+    names = [d.name for d in bp.devices]
+    for name in devices or []:
+        if name not in names:
+            raise UmhctlError(f"no device '{name}' in the blueprint", hint="devices: " + ", ".join(names))
+    return [d for d in bp.devices if devices is None or d.name in devices]
+
+
 def render_site(
     loaded: LoadedBlueprint,
     secrets: SecretResolver,
@@ -93,11 +104,7 @@ def render_site(
     `first_boot`: build Ignition and Butane now, so that a problem with them (an unpinned image) stops the render
     before anything is written; False for plan and apply, which do not use them."""
     bp = loaded.blueprint
-    names = [d.name for d in bp.devices]
-    for name in devices or []:
-        if name not in names:
-            raise UmhctlError(f"no device '{name}' in the blueprint", hint="devices: " + ", ".join(names))
-    chosen = [d for d in bp.devices if devices is None or d.name in devices]
+    chosen = chosen_devices(bp, devices)
     source = artifacts or site_source(bp, loaded.path)
     if redact:
         secrets = RedactedSecrets()  # a render for review reads no secret at all: CI needs none

@@ -82,11 +82,14 @@ def sim_up(
     state_dir: Path | None = None,
     base_address: str | None = None,
     port: int = 22,
+    devices: list[str] | None = None,
     progress: Callable[[str, str], None] | None = None,
 ) -> SimUpResult:
     from umhctl.sim import site
 
-    started, results = site.up(file, state_dir=state_dir, base_address=base_address, port=port, progress=progress)
+    started, results = site.up(
+        file, state_dir=state_dir, base_address=base_address, port=port, devices=devices, progress=progress
+    )
     return SimUpResult(started, results)
 
 

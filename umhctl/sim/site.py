@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
@@ -126,19 +126,23 @@ def up(
     state_dir: Path | None = None,
     base_address: str | None = None,
     port: int = 22,
+    devices: Sequence[str] | None = None,
     workers: int = WORKERS,
     progress: Callable[[str, str], None] | None = None,
 ) -> tuple[SimSite, list[DeviceResult]]:
-    """Render the blueprint and bring every device up; running devices are left alone, stopped ones start.
-    `progress(device, what)` hears of each device as it comes up."""
+    """Render the blueprint and bring every device up (or those named in `devices`: a part of a large site);
+    running devices are left alone, stopped ones start. Every device of the blueprint gets its address either way,
+    so that a device started later keeps the one it would have had. `progress(device, what)` hears of each device
+    as it comes up."""
     say = progress or (lambda device, what: None)
     from umhctl.blueprint.loader import load_blueprint
-    from umhctl.render import render_site
+    from umhctl.render import chosen_devices, render_site
     from umhctl.secrets import SecretStore
 
     preflight()
     loaded = load_blueprint(blueprint)
     bp = loaded.blueprint
+    wanted = {d.name for d in chosen_devices(bp, devices)}
     state_dir = (state_dir or resolve_state_dir(loaded)).absolute()
     for bad in (":", ","):  # overlayfs' lowerdir= cannot carry them
         if bad in str(state_dir):
@@ -169,7 +173,7 @@ def up(
         for bp_device, address in zip(new, addresses, strict=True):
             site.devices[bp_device.name] = SimDevice(bp_device.name, bp_device.host_name, address, port)
         bp_names = {d.name for d in bp.devices}
-        todo = [name for name in site.devices if name in bp_names and not site.running(name)]
+        todo = [name for name in site.devices if name in wanted and not site.running(name)]
         _check_addresses(site, todo)
         # The watcher serves the stand-in artifact publisher: it runs before devices are provisioned, because a
         # first boot may fetch from it (artifacts.delivery: ignition).
@@ -203,7 +207,7 @@ def up(
                 return _result(device, "failed")
 
         results = {
-            name: _result(site.devices[name], "unchanged" if name in bp_names else "not in the blueprint")
+            name: _result(site.devices[name], _left(name in bp_names, site.running(name)))
             for name in site.devices
             if name not in todo
         }
@@ -307,6 +311,13 @@ def _check_addresses(site: SimSite, names: list[str]) -> None:
             "addresses of the simulated site are taken:\n  " + "\n  ".join(taken),
             hint="stop what uses them, or choose other ones: umhctl sim up --base-address 127.X.Y.Z / --port N",
         )
+
+
+def _left(in_blueprint: bool, running: bool) -> str:
+    """What `up` did with a device it did not start."""
+    if not in_blueprint:
+        return "not in the blueprint"
+    return "unchanged" if running else "not started (not named with --device)"
 
 
 def _result(device: SimDevice, action: str) -> DeviceResult:
