@@ -7,10 +7,13 @@ retrofit site up in a scratch directory, applies it once, then measures, as whol
 - the SSH floor: bench/ssh_floor.py, one paramiko connection and one `sudo -n true` per device, the same
   endpoints, key, known_hosts (strict) and parallelism;
 - `umhctl plan --sim --detailed-exitcode` of the whole site (exit 0: nothing to do);
-- the same two for one device (`--device`, and the floor for that device alone).
+- the same two for one device (`--device`, and the floor for that device alone);
+- `plan --device X` of one device of a 500-device site (bench/gen_site.py 500; only that device is simulated,
+  `sim up --device`), and the floor for that device.
 
 It also counts remote commands per device in an in-process plan. Targets (issue 14): plan ≤ 1.5x the floor,
-for the site and for one device; the exit status is 1 when one is missed, 2 when the benchmark cannot run.
+for the 30-device site and for one device of the 500-device site; the exit status is 1 when one is missed, 2
+when the benchmark cannot run.
 """
 
 from __future__ import annotations
@@ -55,25 +58,24 @@ def main() -> int:
     def cli(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(umhctl(*argv), capture_output=True, text=True, env=env)
 
-    try:
-        up = cli("sim", "up", "-f", str(blueprint), "--base-address", "127.84.0.10")
-        if up.returncode != 0:
-            raise BenchError(up.stdout + up.stderr)
-        fetched = cli("fetch", "--sim", "-f", str(blueprint))  # apply uploads images from the verified cache
-        if fetched.returncode != 0:
-            raise BenchError(fetched.stdout + fetched.stderr)
-        applied = cli("apply", "--sim", "-f", str(blueprint), "--yes")
-        if applied.returncode != 0:
-            raise BenchError(applied.stdout + applied.stderr)
+    def bring_up(site: Path, base: str, *only: str) -> None:
+        """Start the site (or only the devices named), fetch its images, apply it."""
+        chosen = [arg for name in only for arg in ("--device", name)]
+        for argv in (
+            ("sim", "up", "-f", str(site), "--base-address", base, *chosen),
+            ("fetch", "--sim", "-f", str(site)),  # apply uploads images from the verified cache
+            ("apply", "--sim", "-f", str(site), "--yes", *chosen),
+        ):
+            done = cli(*argv)
+            if done.returncode != 0:
+                raise BenchError(f"umhctl {' '.join(argv)}:\n{done.stdout}{done.stderr}")
 
-        from umhctl import api
+    def endpoints_of(site: Path, into: Path) -> list[str]:
         from umhctl.blueprint.loader import load_blueprint
-        from umhctl.remote import ssh
         from umhctl.sim.state import sim_inventory
 
-        inventory = sim_inventory(load_blueprint(blueprint))
-        endpoints = work / "endpoints.json"
-        endpoints.write_text(
+        inventory = sim_inventory(load_blueprint(site))
+        into.write_text(
             json.dumps(
                 {
                     "known_hosts": str(inventory.known_hosts),
@@ -83,7 +85,29 @@ def main() -> int:
                 }
             )
         )
-        one = sorted(inventory.endpoints)[-1]
+        return sorted(inventory.endpoints)
+
+    large_repo = work / "large"
+    from gen_site import write_site
+
+    large = write_site(500, large_repo, name="bench-large")
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "500 devices"]):
+        subprocess.run(["git", "-C", str(large_repo), *cmd], check=True, capture_output=True)
+
+    try:
+        bring_up(blueprint, "127.84.0.10")
+        endpoints = work / "endpoints.json"
+        one = endpoints_of(blueprint, endpoints)[-1]
+        from umhctl.blueprint.loader import load_blueprint
+
+        large_one = sorted(d.name for d in load_blueprint(large).blueprint.devices)[-1]
+        bring_up(large, "127.84.8.10", large_one)
+        large_endpoints = work / "large-endpoints.json"
+        endpoints_of(large, large_endpoints)
+
+        from umhctl import api
+        from umhctl.remote import ssh
+        from umhctl.sim.state import sim_inventory
 
         calls: Counter[str] = Counter()
         original = ssh.Connection.run
@@ -105,12 +129,16 @@ def main() -> int:
             "plan": umhctl(*plan),
             "floor1": [*floor, "--device", one],
             "plan1": umhctl(*plan, "--device", one),
+            "floor500": [*floor[:2], str(large_endpoints), *floor[3:], "--device", large_one],
+            "plan500": umhctl("plan", "--sim", "-f", str(large), "--detailed-exitcode", "--device", large_one),
         }
         labels = {
-            "floor": f"SSH floor, {len(inventory.endpoints)} devices",
+            "floor": "SSH floor, 30 devices",
             "plan": "umhctl plan (no-op), site",
             "floor1": f"SSH floor, {one}",
             "plan1": f"umhctl plan --device {one}",
+            "floor500": f"SSH floor, {large_one} (500-device site)",
+            "plan500": f"umhctl plan --device {large_one} (500-device site)",
         }
         samples = interleaved(commands, args.runs, env=env)
     except BenchError as exc:
@@ -118,16 +146,19 @@ def main() -> int:
         return 2
     finally:
         cli("sim", "down", "-f", str(blueprint))
+        cli("sim", "down", "-f", str(large))
         shutil.rmtree(work, ignore_errors=True)
     print(f"{args.runs} runs per command after 1 warm-up, round-robin, --parallel {args.parallel}\n")
     print(timings(samples, labels))
     print(f"\nremote commands per device in a no-op plan: {per_device}")
     site = median(samples["plan"]) / median(samples["floor"])
     device = median(samples["plan1"]) / median(samples["floor1"])
+    print(f"plan --device X of the 30-device site / SSH floor of one device: {device:.2f}x (no target)")
+    large_device = median(samples["plan500"]) / median(samples["floor500"])
     return finish(
         [
             Target("no-op plan of the 30-device site / SSH floor", site, 1.5),
-            Target("plan --device X / SSH floor of one device", device, 1.5),
+            Target("plan --device X of a 500-device site / SSH floor of one device", large_device, 1.5),
         ]
     )
 

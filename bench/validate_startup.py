@@ -9,7 +9,8 @@ medians). Targets (issue 14), each printed as PASS/FAIL; the exit status is 1 wh
 - the validate path imports none of kubernetes, paramiko, GitPython (`python -X importtime`).
 
 For context it also prints the floor of what validate really loads (typer, PyYAML, pydantic's BaseModel,
-jinja2 for the example's templated file, rich for the output) and both YAML parsers in process: libyaml (the
+jinja2 for the example's templated file; into a pipe, its output needs no rich) and both YAML parsers in
+process: libyaml (the
 fast path) and ruamel.yaml (the reference, still used for anything the fast path cannot vouch for).
 
     python3 bench/validate_startup.py [--runs 10]
@@ -75,7 +76,7 @@ def main() -> int:
         large = write_site(500, Path(tmp))
         commands = {
             "floor": [py, "-c", "import typer, pydantic, ruamel.yaml"],
-            "needed": [py, "-c", "import typer, yaml, jinja2, rich.console; from pydantic import BaseModel"],
+            "needed": [py, "-c", "import typer, yaml, jinja2; from pydantic import BaseModel"],
             "example": umhctl("validate", "-f", EXAMPLE),
             "large": umhctl("validate", "-f", str(large)),
         }
