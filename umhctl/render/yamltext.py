@@ -17,7 +17,9 @@ _PLAIN = re.compile(r"[A-Za-z0-9_/.$][A-Za-z0-9_./@+=,()$-]*(?: [A-Za-z0-9_./@+=
 # Text some YAML reader (1.1 or 1.2) would turn into a number, a date, a boolean or null.
 _NOT_TEXT = re.compile(r"[-+]?[0-9._][0-9._:eE+-]*|0[xXoObB][0-9a-fA-F_]+|[-+]?\.(inf|nan)|=", re.IGNORECASE)
 _UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f]")  # below " ", except tab and line feed
+# What a literal block cannot hold: controls below " " except tab and line feed, and the _UNSAFE ones. One class, so
+# that a long text (a dashboard, a config) is scanned once.
+_NOT_LITERAL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 _WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
 
 
@@ -72,7 +74,7 @@ def _special_float(value: float) -> str:
 
 def _literal(text: str, indent: int) -> str | None:
     """A literal block for multi-line text, or None where one cannot hold it exactly."""
-    if "\n" not in text or text.startswith((" ", "\n")) or _CONTROL.search(text) or _UNSAFE.search(text):
+    if "\n" not in text or text.startswith((" ", "\n")) or _NOT_LITERAL.search(text):
         return None
     if text.endswith("\n\n"):
         chomp = "+"
