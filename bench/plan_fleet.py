@@ -49,10 +49,14 @@ def main() -> int:
         "PYTHONPATH": str(ROOT),
     }
     os.environ.update(env)
+
+    def commit_all(repo: Path, message: str) -> None:
+        for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", message]):
+            subprocess.run(["git", "-C", str(repo), *cmd], check=True, capture_output=True)
+
     repo = work / "site"
     shutil.copytree(ROOT / "blueprints", repo)
-    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "retrofit"]):
-        subprocess.run(["git", "-C", str(repo), *cmd], check=True, capture_output=True)
+    commit_all(repo, "retrofit")
     blueprint = repo / "retrofit-site.yaml"
 
     def cli(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -91,13 +95,13 @@ def main() -> int:
     from gen_site import write_site
 
     large = write_site(500, large_repo, name="bench-large")
-    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "500 devices"]):
-        subprocess.run(["git", "-C", str(large_repo), *cmd], check=True, capture_output=True)
+    commit_all(large_repo, "500 devices")
 
     try:
         bring_up(blueprint, "127.84.0.10")
         endpoints = work / "endpoints.json"
-        one = endpoints_of(blueprint, endpoints)[-1]
+        names = endpoints_of(blueprint, endpoints)
+        one = names[-1]
         from umhctl.blueprint.loader import load_blueprint
 
         large_one = sorted(d.name for d in load_blueprint(large).blueprint.devices)[-1]
@@ -133,7 +137,7 @@ def main() -> int:
             "plan500": umhctl("plan", "--sim", "-f", str(large), "--detailed-exitcode", "--device", large_one),
         }
         labels = {
-            "floor": "SSH floor, 30 devices",
+            "floor": f"SSH floor, {len(names)} devices",
             "plan": "umhctl plan (no-op), site",
             "floor1": f"SSH floor, {one}",
             "plan1": f"umhctl plan --device {one}",
