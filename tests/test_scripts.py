@@ -196,11 +196,46 @@ def test_a_probe_hashes_again_only_the_files_whose_stamp_changed_since_an_apply_
     assert facts.path("/etc/umhctl-demo/app.conf").sha256 == hashlib.sha256(b"answer=43\n").hexdigest()
     assert log.read_text() == "-- /etc/umhctl-demo/app.conf\n", "only the changed file is read"
     # A memo that lies about a file whose stamp it has right is believed: the stamp is what is trusted, which is
-    # why only apply, under its lock, writes the memo, and only for files that had not changed for 2 s.
+    # why only umhctl's probes, as root, write the memo, and only for files that had not changed for 2 s.
     (line,) = [entry for entry in sums.read_text().splitlines() if entry.endswith("/token")]
     sums.write_text(sums.read_text().replace(line, "0" * 64 + line[64:]))
     facts = parse_facts(run(scratch, root, scripts.probe(paths, [])), "edge-01")
     assert facts.path("/etc/umhctl-demo/token").sha256 == "0" * 64
+
+
+def test_a_plan_memoizes_what_the_apply_before_it_wrote_too_recently_to_vouch_for(scratch: Scratch, root: Path) -> None:
+    """The verify probe of an apply cannot vouch for the files that apply just wrote (the k3s image it uploaded
+    among them); the first probe that finds them unchanged 2 s later adds them, then no plan reads them again.
+    A probe writes the memo only when it learned something, and never where no apply has run."""
+    state = desired()
+    paths = [f.path for f in state.files]
+    sums = root / SUMS.lstrip("/")
+    assert parse_facts(run(scratch, root, scripts.probe(paths, [])), "edge-01").record is None
+    assert not sums.parent.exists(), "a plan before the first apply creates nothing"
+    assert run(scratch, root, scripts.lock("aaaa", "alice")).strip() == "LOCKED"
+    run(scratch, root, scripts.converge("aaaa", ([], [], []), (changes()[:3], state, record(state), {})))
+    spy = root / "opt/spy"
+    spy.mkdir(parents=True)
+    (spy / "sha256sum").write_text('#!/bin/bash\necho "$*" >> /tmp/sha256sum.log\nexec /usr/bin/sha256sum "$@"\n')
+    (spy / "sha256sum").chmod(0o755)
+    log = root / "tmp/sha256sum.log"
+
+    def plan() -> str:
+        facts = parse_facts(run(scratch, root, scripts.probe(paths, []), spy=True), "edge-01")
+        assert {p: facts.path(p).sha256 for p in paths} == {f.path: f.sha256 for f in state.files}
+        read = log.read_text() if log.exists() else ""
+        log.unlink(missing_ok=True)
+        return read
+
+    assert plan() == f"-- {' '.join(paths)}\n" and sums.read_text() == "", "too recent: hashed, not vouched for"
+    time.sleep(2.1)
+    assert plan() == f"-- {' '.join(paths)}\n", "hashed once more, now memoized"
+    memo = {line.split("\t")[2]: line.split("\t")[0] for line in sums.read_text().splitlines()}
+    assert memo == {f.path: f.sha256 for f in state.files} and sums.stat().st_mode & 0o777 == 0o600
+    written = sums.stat().st_mtime_ns
+    assert plan() == "", "every file vouched for"
+    assert sums.stat().st_mtime_ns == written, "nothing learned: the memo is not rewritten"
+    assert sorted(p.name for p in sums.parent.iterdir() if p.name.startswith("sums")) == ["sums"], "no temp file left"
 
 
 def test_probe_reports_the_lock_and_umhctls_own_leftover_temp_files(scratch: Scratch, root: Path) -> None:

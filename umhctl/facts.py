@@ -17,7 +17,8 @@ RECORD = f"{STATE_DIR}/applied.json"
 MANAGED_LIST = f"{STATE_DIR}/managed.list"  # one path per line: what the record owns, readable by the probe
 LOCK_DIR = f"{STATE_DIR}/lock.d"
 # The sha256 of managed files with the stamp (size, inode, mtime, ctime) each had when hashed: a probe hashes a file
-# again only when its stamp changed (remote.scripts._HASH_AND_MEMO). Root-only, rewritten by apply under its lock.
+# again only when its stamp changed (remote.scripts._HASH). Root-only: rewritten by apply under its lock, added to
+# by other probes.
 SUMS = f"{STATE_DIR}/sums"
 # One directory per line that apply created for a managed path: the only directories umhctl ever removes (when
 # they are left empty). A directory Ignition, the OS or an admin made is never on it.

@@ -69,7 +69,7 @@ meta=()
 declare -A stamp=()
 for m in "${meta[@]}"; do printf '%%s\n' "${m%%	*}"; stamp[${m%%%%	*}]=${m##*	}; done
 echo S
-# A file whose stamp is the one the memo holds is not read again: its content is the one hashed then (_HASH_AND_MEMO).
+# A file whose stamp is the one the memo holds is not read again: its content is the one hashed then (_HASH).
 declare -A memo=()
 if [ -f %(sums)s ]; then while IFS='	' read -r s st p; do memo[$p]=$s'	'$st; done < %(sums)s; fi
 files=() known=()
@@ -94,29 +94,46 @@ fi
 echo E
 """
 
-# Section S hashes the files the memo does not vouch for, straight to the output.
-_HASH = r"""((${#files[@]})) && sha256sum -- "${files[@]}"
-"""
-
-# The same in the probe that verifies an apply, under its lock, which then rewrites the memo (SUMS): one line per
-# file, its sha256, its stamp and its path. A file enters it only if its ctime lies at least 2 s before the probe
-# began (t0): any later write to it sets a ctime after that, so a stamp found equal later means the same content.
-# 2 s: the kernel stamps with a clock that lags by up to a tick, and a filesystem may keep whole seconds only
-# (ext4 with 128-byte inodes, ...); a file written just before is hashed by each probe until an apply rewrites the
-# memo. Only a clock set back by hand could fake a stamp; git's index and rsync's quick check trust less.
-_HASH_AND_MEMO = r"""sums=()
+# Section S hashes the files the memo does not vouch for, straight to the output; then the memo (SUMS) learns
+# them: one line per file, its sha256, its stamp and its path. A file enters it only if its ctime lies at least
+# 2 s before the probe began (t0): any later write to it sets a ctime after that, so a stamp found equal later
+# means the same content. 2 s: the kernel stamps with a clock that lags by up to a tick, and a filesystem may keep
+# whole seconds only (ext4 with 128-byte inodes, ...). Only a clock set back by hand could fake a stamp; git's
+# index and rsync's quick check trust less.
+_HASH = r"""sums=()
 ((${#files[@]})) && mapfile -t sums < <(sha256sum -- "${files[@]}")
 ((${#sums[@]})) && printf '%%s\n' "${sums[@]}"
-limit=$(( t0 - 2000000 ))
-for k in "${known[@]}" "${sums[@]}"; do
-  p=${k#*  }
+limit=$(( t0 - 2000000 )) entries=() learned=0
+memo_line() {  # the memo's line for one "sha256  path" line, when its file has kept its stamp for 2 s
+  local p=${1#*  } st c cf=000000
   st=${stamp[$p]-}
-  [ -n "$st" ] || continue
-  c=${st##*:} cf=000000
-  [[ $c == *.* ]] && { cf=${c#*.}000000; c=${c%%.*}; }
-  (( c * 1000000 + 10#${cf:0:6} < limit )) && printf '%%s\t%%s\t%%s\n' "${k%%%%  *}" "$st" "$p"
-done > %(sums)s.new
-mv -f -T -- %(sums)s.new %(sums)s
+  [ -n "$st" ] || return 1
+  c=${st##*:}
+  [[ $c == *.* ]] && { cf=${c#*.}000000; c=${c%%%%.*}; }
+  (( c * 1000000 + 10#${cf:0:6} < limit )) || return 1
+  entries+=("${1%%%%  *}	$st	$p")
+}
+for k in "${sums[@]}"; do memo_line "$k" && learned=1; done
+%(write)s"""
+
+# Who writes the memo. The probe that verifies an apply, under its lock, rewrites it whole (files apply no longer
+# manages leave it), and removes what a killed probe left. Any other probe (plan, status) writes it only when it
+# hashed a file it can vouch for, typically one an apply wrote less than 2 s before its verify probe (the k3s
+# image it uploaded): else every later plan would read that file in full again. git status refreshes its index
+# the same way. Each writer renames its own temp file over the memo, so concurrent probes never mix their lines,
+# and each line is true on its own (its stamp was taken before the file was hashed); a writer that fails (no
+# /var/lib/umhctl yet, a full disk) leaves the memo as it was.
+_MEMO_REWRITE = r"""rm -f -- %(sums)s.*.new
+memo_write
+"""
+_MEMO_LEARN = r"""if ((learned)) && [ -d %(state)s ]; then memo_write; fi
+"""
+_MEMO_WRITE = r"""memo_write() {  # the files the memo vouched for, and those just hashed
+  local tmp=%(sums)s.$$.new k
+  for k in "${known[@]}"; do memo_line "$k"; done
+  for e in "${entries[@]}"; do printf '%%s\n' "$e"; done 2>/dev/null > "$tmp" \
+    && mv -f -T -- "$tmp" %(sums)s 2>/dev/null || rm -f -- "$tmp"
+}
 """
 
 # Section D: the directories apply created that still exist, each with how many entries it holds.
@@ -184,6 +201,11 @@ done
 """
 
 
+def _hash(memoize: bool) -> str:
+    keep = (_MEMO_REWRITE if memoize else _MEMO_LEARN) % {"sums": SUMS, "state": STATE_DIR}
+    return _HASH % {"write": _MEMO_WRITE % {"sums": SUMS} + keep}
+
+
 def probe(
     paths: Sequence[str], units: Sequence[str], dirs: Sequence[str] = (), *, status_units: Sequence[str] | None = None
 ) -> str:
@@ -202,11 +224,12 @@ def _probe_body(
     memoize: bool = False,
 ) -> str:
     """`token`: the run whose lock the probe runs under (its own lock is reported without asking who holds it).
-    `memoize`: rewrite the memo of file hashes (only under the lock, after a write)."""
+    `memoize`: rewrite the memo of file hashes whole (only under the lock, after a write); other probes only add
+    what they learned."""
     extra = "" if status_units is None else _STATUS % {"k3s": " ".join(q(u) for u in status_units) or '""'}
     return _PROBE % {
         "sums": SUMS,
-        "hash": (_HASH_AND_MEMO if memoize else _HASH) % {"sums": SUMS},
+        "hash": _hash(memoize),
         "paths": " ".join(q(p) for p in paths),
         "dirs": " ".join(q(d) for d in dirs) or '""',
         "managed": MANAGED_LIST,

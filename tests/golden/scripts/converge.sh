@@ -122,7 +122,7 @@ meta=()
 declare -A stamp=()
 for m in "${meta[@]}"; do printf '%s\n' "${m%	*}"; stamp[${m%%	*}]=${m##*	}; done
 echo S
-# A file whose stamp is the one the memo holds is not read again: its content is the one hashed then (_HASH_AND_MEMO).
+# A file whose stamp is the one the memo holds is not read again: its content is the one hashed then (_HASH).
 declare -A memo=()
 if [ -f /var/lib/umhctl/sums ]; then while IFS='	' read -r s st p; do memo[$p]=$s'	'$st; done < /var/lib/umhctl/sums; fi
 files=() known=()
@@ -135,16 +135,25 @@ done
 sums=()
 ((${#files[@]})) && mapfile -t sums < <(sha256sum -- "${files[@]}")
 ((${#sums[@]})) && printf '%s\n' "${sums[@]}"
-limit=$(( t0 - 2000000 ))
-for k in "${known[@]}" "${sums[@]}"; do
-  p=${k#*  }
+limit=$(( t0 - 2000000 )) entries=() learned=0
+memo_line() {  # the memo's line for one "sha256  path" line, when its file has kept its stamp for 2 s
+  local p=${1#*  } st c cf=000000
   st=${stamp[$p]-}
-  [ -n "$st" ] || continue
-  c=${st##*:} cf=000000
-  [[ $c == *.* ]] && { cf=${c#*.}000000; c=${c%.*}; }
-  (( c * 1000000 + 10#${cf:0:6} < limit )) && printf '%s\t%s\t%s\n' "${k%%  *}" "$st" "$p"
-done > /var/lib/umhctl/sums.new
-mv -f -T -- /var/lib/umhctl/sums.new /var/lib/umhctl/sums
+  [ -n "$st" ] || return 1
+  c=${st##*:}
+  [[ $c == *.* ]] && { cf=${c#*.}000000; c=${c%%.*}; }
+  (( c * 1000000 + 10#${cf:0:6} < limit )) || return 1
+  entries+=("${1%%  *}	$st	$p")
+}
+for k in "${sums[@]}"; do memo_line "$k" && learned=1; done
+memo_write() {  # the files the memo vouched for, and those just hashed
+  local tmp=/var/lib/umhctl/sums.$$.new k
+  for k in "${known[@]}"; do memo_line "$k"; done
+  for e in "${entries[@]}"; do printf '%s\n' "$e"; done 2>/dev/null > "$tmp" \
+    && mv -f -T -- "$tmp" /var/lib/umhctl/sums 2>/dev/null || rm -f -- "$tmp"
+}
+rm -f -- /var/lib/umhctl/sums.*.new
+memo_write
 echo R
 # The record is JSON umhctl wrote (ASCII, json.dumps): its lines joined by tabs, which JSON reads as whitespace.
 if [ -f /var/lib/umhctl/applied.json ]; then mapfile -t record < /var/lib/umhctl/applied.json; IFS=$'\t'; printf '%s\n' "${record[*]}"; unset IFS; fi
