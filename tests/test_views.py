@@ -74,6 +74,32 @@ def test_validate_into_a_pipe_does_not_import_rich() -> None:
     assert "blueprints/demo-site.yaml: valid" in done.stdout
 
 
+def test_the_command_line_answers_pydantics_plugin_question_only_when_plugins_are_off() -> None:
+    """pydantic's plugin loader imports importlib.metadata (~10 ms); with plugins off its answer is known."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = (
+        "import sys; from umhctl.cli import main\n"
+        "sys.argv = ['umhctl', 'validate', '-f', 'blueprints/retrofit-site.yaml']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+        "from pydantic.plugin._loader import get_plugins\n"
+        "print('importlib.metadata' in sys.modules, list(get_plugins()))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    for switch, metadata_read in ((None, False), ("1", False), ("some-plugin", True)):
+        run_env = env if switch is None else {**env, "PYDANTIC_DISABLE_PLUGINS": switch}
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=root, env=run_env, capture_output=True, text=True, check=True
+        )
+        assert "valid (30 devices" in done.stdout, done.stdout
+        # Only a named plugin is off: pydantic's own loader looks through the installed distributions.
+        assert done.stdout.splitlines()[-1] == f"{metadata_read} []", (switch, done.stdout)
+
+
 def test_version_prints_the_version_both_ways() -> None:
     import subprocess
     import sys

@@ -6,6 +6,7 @@
 import gc
 import os
 import sys
+import types
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -669,10 +670,24 @@ def reset_device(
     raise typer.Exit(0 if result.ok else 1)
 
 
+def _known_plugin_answer() -> None:
+    """With plugins switched off, pydantic's loader answers "none" without looking; importing it still costs
+    ~10 ms of every command that builds the blueprint models (`from importlib.metadata import entry_points` at its
+    top pulls in email, zipfile, csv). Its only user, pydantic/plugin/_schema_validator.py, imports get_plugins
+    from it when the first model is built, which is after this runs (umhctl.api is imported by the commands)."""
+    name = "pydantic.plugin._loader"
+    if os.environ.get("PYDANTIC_DISABLE_PLUGINS") not in ("__all__", "1", "true") or name in sys.modules:
+        return  # plugins may be wanted, or pydantic already looked: its own loader decides
+    loader = types.ModuleType(name, "pydantic's plugin loader, as it answers when plugins are disabled")
+    loader.get_plugins = lambda: ()  # type: ignore[attr-defined]
+    sys.modules[name] = loader
+
+
 def main() -> None:
     # No third-party pydantic plugins hook into the blueprint models of this command line (pydantic/plugin/
     # _loader.py honours this switch); looking for them reads the metadata of every installed distribution.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    _known_plugin_answer()
     # The cyclic garbage collector's defaults (a young collection every 700 new objects) are made for long-lived
     # programs; a command allocates in bursts and frees nearly everything by reference counting. With them, full
     # collections over every loaded module and schema took 0.37 s of a 500-device render (bench/render_scale.py),
