@@ -301,6 +301,24 @@ def test_help_reads_well_in_80_columns(command: list[str], request: pytest.Fixtu
     assert text == golden.read_text(), f"{golden.name} changed: rerun with --update-golden and review"
 
 
+def test_a_run_builds_only_the_command_it_names() -> None:
+    """typer reads every command's signature before running one: a run names one, and only that one is built.
+    The help goldens above go through it (python -m umhctl); without a known name, the whole app."""
+    from umhctl.cli import _narrowed
+
+    whole = (list(app.registered_commands), list(app.registered_groups))
+    plan = _narrowed(["--debug", "plan", "-f", "site.yaml"])
+    assert [c.callback.__name__ for c in plan.registered_commands if c.callback] == ["plan"]
+    assert plan.registered_groups == []
+    reset = _narrowed(["reset", "device", "edge-01"])
+    assert reset.registered_commands == [] and [g.name for g in reset.registered_groups] == ["reset"]
+    for argv in ([], ["--help"], ["plna"], ["device"]):
+        assert _narrowed(argv) is app, argv
+    assert (app.registered_commands, app.registered_groups) == whole, "the module's app stays whole"
+    done = umhctl("plna", "-f", "x.yaml")
+    assert done.returncode == 1 and "Did you mean 'plan'?" in done.stderr
+
+
 def test_help_states_the_exit_codes() -> None:
     text = " ".join(umhctl("--help").stdout.split())
     assert "1 error, a mistyped command line included" in text and "2 changes pending" in text
