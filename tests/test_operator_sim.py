@@ -45,6 +45,20 @@ def site() -> Iterator[Site]:
         yield s
 
 
+def test_plan_and_apply_into_a_pipe_do_not_import_rich(site: Site) -> None:
+    """Off a terminal the plan view and the progress lines are plain text, printed without rich."""
+    for command in (["plan", "--sim"], ["apply", "--sim", "--yes", "--device", "edge-01"]):
+        code = (
+            "import sys; from umhctl.cli import main\n"
+            f"sys.argv = ['umhctl', *{command!r}, '-f', {str(site.blueprint)!r}]\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))"
+        )
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0 and done.stdout.splitlines()[-1] == "[]", done.stdout + done.stderr
+        assert "No changes. " in done.stdout, done.stdout
+
+
 def test_plan_text_says_what_changed_and_from_what(site: Site) -> None:
     update_conf = site.file("edge-01", "/etc/flatcar/update.conf")
     update_conf.chmod(0o600)  # a hand chmod

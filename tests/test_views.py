@@ -12,6 +12,8 @@ from rich.markup import escape
 
 from umhctl.cli import views
 from umhctl.diagnostics import Diagnostic
+from umhctl.plan.model import Action, Change, DevicePlan, Plan
+from umhctl.results import PlanResult
 
 _text = (
     st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\t"), max_size=40)
@@ -111,3 +113,53 @@ def test_version_prints_the_version_both_ways() -> None:
     for argv in (["--version"], ["--debug", "--version"]):  # the short way, and through typer's eager option
         done = subprocess.run([sys.executable, "-m", "umhctl", *argv], cwd=root, capture_output=True, text=True)
         assert (done.returncode, done.stdout, done.stderr) == (0, f"umhctl {__version__}\n", ""), argv
+
+
+_DIFF_STYLES = (("+++", "bold"), ("---", "bold"), ("+", "green"), ("-", "red"), ("@@", "cyan"))
+
+
+# What the plan view printed through rich before it printed into a pipe directly: the reference it must match.
+def _plan_markup(plan: Plan) -> list[str]:
+    from umhctl.cli.planview import _STYLE, summary_line
+
+    lines = []
+    for d in plan.devices:
+        header = f"[bold]{escape(d.device)}[/bold] [dim]({escape(d.address)})[/dim]"
+        if d.error:
+            lines.append(f"{header}: [red]error:[/red] {escape(d.error)}")
+            continue
+        if not d.changes:
+            lines.append(f"{header}: no changes")
+            continue
+        lines.append(header)
+        for c in d.changes:
+            style = _STYLE[c.action]
+            label = escape(c.target) + (" [dim](sensitive)[/dim]" if c.sensitive else "")
+            label += " [bold yellow](drift)[/bold yellow]" if c.drift else ""
+            kind = "" if c.kind in ("file", "unit") else f"[dim]{c.kind}[/dim] "
+            lines.append(f"  [{style}]{c.action.value}[/{style}] {kind}{label}  [dim]{escape(c.reason)}[/dim]")
+            for line in (c.diff or "").rstrip("\n").split("\n") if c.diff else []:
+                colour = next((s for p, s in _DIFF_STYLES if line.startswith(p)), None)
+                lines.append(f"      [{colour}]{escape(line)}[/{colour}]" if colour else f"      {escape(line)}")
+        if d.daemon_reload:
+            lines.append("  [cyan]↻[/cyan] systemd daemon-reload  [dim]unit files change[/dim]")
+        lines += [f"  [yellow]warning:[/yellow] {escape(w)}" for w in d.warnings]
+    return [*lines, "", f"[bold]{escape(summary_line(plan))}[/bold]"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(_text, _text, st.sampled_from(list(Action)), st.sampled_from(["file", "link", "unit", "record"]), st.booleans())
+def test_a_plan_into_a_pipe_reads_as_rich_printed_it(
+    text: str, other: str, action: Action, kind: str, flag: bool
+) -> None:
+    diff = f"--- a\n+++ b\n@@ -1 +1 @@\n-{text}\n+{other}\n {text}\n"
+    change = Change(action, kind, f"/etc/{text}", other, sensitive=flag, drift=not flag, diff=diff if flag else None)
+    plan = Plan(
+        {"path": "site.yaml"},
+        [
+            DevicePlan("edge-01", "192.0.2.10", [change, change], daemon_reload=flag, warnings=[text, other]),
+            DevicePlan("edge-02", "192.0.2.11", error=other or "unreachable"),
+            DevicePlan("edge-03", "192.0.2.12"),
+        ],
+    )
+    assert _piped(views.show_plan, PlanResult(plan)) == _rich(_plan_markup(plan))

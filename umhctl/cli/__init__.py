@@ -186,10 +186,9 @@ def _hints(file: Path | None, sim: bool, identity: Path | None, via: Via | None 
 
 
 def _reporter() -> "ConsoleReporter":
-    from umhctl.cli import views
     from umhctl.cli.progress import ConsoleReporter
 
-    return ConsoleReporter(views.console(stderr=True))
+    return ConsoleReporter()
 
 
 @app.command(cls=CliCommand)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.markup import escape
-
+from umhctl.cli.views import Line, print_lines
 from umhctl.plan.model import Action, Change, DevicePlan, Plan
 
 _STYLE = {
@@ -17,47 +15,49 @@ _STYLE = {
 }
 
 
-def _change_line(change: Change) -> str:
-    style = _STYLE[change.action]
-    label = escape(change.target)
+def _change_line(change: Change) -> Line:
+    line: Line = [("  ", None), (change.action.value, _STYLE[change.action]), (" ", None)]
+    if change.kind not in ("file", "unit"):
+        line += [(change.kind, "dim"), (" ", None)]
+    line.append((change.target, None))
     if change.sensitive:
-        label += " [dim](sensitive)[/dim]"
+        line += [(" ", None), ("(sensitive)", "dim")]
     if change.drift:
-        label += " [bold yellow](drift)[/bold yellow]"
-    kind = "" if change.kind in ("file", "unit") else f"[dim]{change.kind}[/dim] "
-    return f"  [{style}]{change.action.value}[/{style}] {kind}{label}  [dim]{escape(change.reason)}[/dim]"
+        line += [(" ", None), ("(drift)", "bold yellow")]
+    return [*line, ("  ", None), (change.reason, "dim")]
 
 
-def _diff_lines(diff: str) -> list[str]:
-    out = []
+def _diff_lines(diff: str) -> list[Line]:
+    out: list[Line] = []
     for line in diff.rstrip("\n").split("\n"):
         if line.startswith(("+++", "---")):
-            out.append(f"      [bold]{escape(line)}[/bold]")
+            style: str | None = "bold"
         elif line.startswith("+"):
-            out.append(f"      [green]{escape(line)}[/green]")
+            style = "green"
         elif line.startswith("-"):
-            out.append(f"      [red]{escape(line)}[/red]")
+            style = "red"
         elif line.startswith("@@"):
-            out.append(f"      [cyan]{escape(line)}[/cyan]")
+            style = "cyan"
         else:
-            out.append(f"      {escape(line)}")
+            style = None
+        out.append([("      ", None), (line, style)])
     return out
 
 
-def device_lines(device: DevicePlan, *, diffs: bool = True) -> list[str]:
-    header = f"[bold]{escape(device.device)}[/bold] [dim]({escape(device.address)})[/dim]"
+def device_lines(device: DevicePlan, *, diffs: bool = True) -> list[Line]:
+    header: Line = [(device.device, "bold"), (" ", None), (f"({device.address})", "dim")]
     if device.error:
-        return [f"{header}: [red]error:[/red] {escape(device.error)}"]
+        return [[*header, (": ", None), ("error:", "red"), (f" {device.error}", None)]]
     if not device.changes:
-        return [f"{header}: no changes"]
+        return [[*header, (": no changes", None)]]
     lines = [header]
     for change in device.changes:
         lines.append(_change_line(change))
         if diffs and change.diff:
             lines += _diff_lines(change.diff)
     if device.daemon_reload:
-        lines.append("  [cyan]↻[/cyan] systemd daemon-reload  [dim]unit files change[/dim]")
-    lines += [f"  [yellow]warning:[/yellow] {escape(w)}" for w in device.warnings]
+        lines.append([("  ", None), ("↻", "cyan"), (" systemd daemon-reload  ", None), ("unit files change", "dim")])
+    lines += [[("  ", None), ("warning:", "yellow"), (f" {w}", None)] for w in device.warnings]
     return lines
 
 
@@ -108,12 +108,10 @@ def unreachable_hint(plan: Plan) -> str | None:
     return None
 
 
-def show_plan(plan: Plan, console: Console) -> None:
-    for device in plan.devices:
-        for line in device_lines(device):
-            console.print(line, highlight=False)
-    console.print()
-    console.print(f"[bold]{escape(summary_line(plan))}[/bold]", highlight=False)
+def show_plan(plan: Plan) -> None:
+    lines = [line for device in plan.devices for line in device_lines(device)]
+    lines += [[], [(summary_line(plan), "bold")]]
     hint = unreachable_hint(plan)
     if hint:
-        console.print(f"  [cyan]hint:[/cyan] {escape(hint)}", highlight=False)
+        lines.append([("  ", None), ("hint:", "cyan"), (f" {hint}", None)])
+    print_lines(lines)

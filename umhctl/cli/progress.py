@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from umhctl.cli import views
+
 if TYPE_CHECKING:
-    from rich.console import Console
     from rich.progress import Progress, TaskID
 
     from umhctl.phases import Outcome
 
 
 class ConsoleReporter:
-    """Implements umhctl.phases.Reporter on a rich console (stderr, so JSON on stdout stays alone)."""
+    """Implements umhctl.phases.Reporter on stderr (so JSON on stdout stays alone): rich's live display on a
+    terminal; elsewhere plain lines, without importing rich (views.print_lines)."""
 
-    def __init__(self, console: Console) -> None:
-        self.console = console
+    def __init__(self) -> None:
         self.log_phases = False
         self.lock = threading.Lock()
         self.progress: Progress | None = None
@@ -26,7 +28,7 @@ class ConsoleReporter:
     def start(self, devices: Sequence[str], activity: str) -> None:
         # Off a terminal, every phase of an apply or reset is logged; a plan is quick and its result says all.
         self.log_phases = activity != "plan"
-        if not self.console.is_terminal:
+        if not sys.stderr.isatty():
             return
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -35,7 +37,7 @@ class ConsoleReporter:
             TextColumn("[bold]{task.fields[device]}[/bold]"),
             TextColumn("{task.description}"),
             TimeElapsedColumn(),
-            console=self.console,
+            console=views.console(stderr=True),
             transient=True,
         )
         for name in devices:
@@ -47,7 +49,7 @@ class ConsoleReporter:
             self.progress.update(self.tasks[device], description=title)
         elif self.log_phases:
             with self.lock:
-                self.console.print(f"{device}: {title}", highlight=False, markup=False)
+                views.show_line(f"{device}: {title}", stderr=True)
 
     def done(self, outcome: Outcome) -> None:
         if self.progress:

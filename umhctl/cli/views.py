@@ -63,7 +63,7 @@ _RICH_STRIPS = dict.fromkeys([7, 8, 11, 12, 13])
 Line = list[tuple[str, str | None]]  # (text, rich style or None) segments of one line
 
 
-def _print(stderr: bool, lines: list[Line]) -> None:
+def print_lines(lines: list[Line], *, stderr: bool = False) -> None:
     """Print styled lines. Into a pipe or a file rich prints the text unchanged (no colour, no wrapping, control
     codes stripped), so there it is written directly, and a `validate` in CI or a script does not pay for
     importing rich. Tabs go through rich, which expands them by display width."""
@@ -87,19 +87,19 @@ def show_diagnostics(diagnostics: list[Diagnostic], *, stderr: bool = False) -> 
         lines[-1].append((f" {d.message}", None))
         if d.hint:
             lines.append([("  ", None), ("hint:", "cyan"), (f" {d.hint}", None)])
-    _print(stderr, lines)
+    print_lines(lines, stderr=stderr)
 
 
 def show_error(message: str, hint: str | None = None) -> None:
     lines: list[Line] = [[("error:", "red"), (f" {message}", None)]]
     if hint:
         lines.append([("  ", None), ("hint:", "cyan"), (f" {hint}", None)])
-    _print(True, lines)
+    print_lines(lines, stderr=True)
 
 
 def show_line(text: str, *, stderr: bool = False) -> None:
     """One line for people; with stderr=True it stays out of the way of JSON on stdout."""
-    _print(stderr, [[(text, None)]])
+    print_lines([[(text, None)]], stderr=stderr)
 
 
 # -- one text view per result -----------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ def show_render(result: RenderResult) -> None:
 def show_plan(result: PlanResult) -> None:
     from umhctl.cli.planview import show_plan as show
 
-    show(result.plan, console())
+    show(result.plan)
     if result.saved_to is not None:
         show_line(f"Saved the plan to {result.saved_to}; apply it with: umhctl apply {result.saved_to}")
 
