@@ -595,6 +595,7 @@ def _check_dashboards(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> N
     roles = _first((d.name, d.role) for d in bp.devices)
     databases = {db.device for db in bp.databases}
     hubs = [d.name for d in bp.hubs()]
+    known: dict[str, list[StoredTag]] = {}  # per hub, what its database stores: built once for all dashboards
     report.unique("dashboard name", ((d.name, ("dashboards", i, "name")) for i, d in enumerate(bp.dashboards)))
     for i, dash in enumerate(bp.dashboards):
         at: Loc = ("dashboards", i)
@@ -616,7 +617,11 @@ def _check_dashboards(bp: SiteBlueprint, report: _Report, files: RepoFiles) -> N
         loaded = _check_json_file(dash.file, at + ("file",), report, files)
         if loaded is not None and data_path_ok:
             served = [t for t in targets if roles.get(t) == "hub" and t in databases]
-            _check_dashboard_queries(bp, i, dash, served, *loaded, report)
+            if served and not known:
+                for tag in stored_tags(bp):
+                    if tag.hub is not None:  # stored nowhere: no hub's database has it
+                        known.setdefault(tag.hub, []).append(tag)
+            _check_dashboard_queries(i, dash, served, known, *loaded, report)
 
 
 def _check_json_file(relative: str, path: Loc, report: _Report, files: RepoFiles) -> tuple[Any, str] | None:
@@ -684,7 +689,13 @@ def _dashboard_problem(
 
 
 def _check_dashboard_queries(
-    bp: SiteBlueprint, index: int, dash: Dashboard, hubs: list[str], data: Any, text: str, report: _Report
+    index: int,
+    dash: Dashboard,
+    hubs: list[str],
+    known: dict[str, list[StoredTag]],
+    data: Any,
+    text: str,
+    report: _Report,
 ) -> None:
     """Every tag name (and asset filter) a dashboard's SQL asks for must be one the bridge stores on its hubs.
 
@@ -693,7 +704,6 @@ def _check_dashboard_queries(
     """
     display = os.path.normpath(os.path.join(os.path.dirname(report.source.file), dash.file))
     here: Loc = ("dashboards", index, "file")
-    known = stored_tags(bp)
     for target in sql_targets(data, text):
         query = parse_query(target.sql)
         if query is None:
@@ -701,7 +711,7 @@ def _check_dashboard_queries(
         problem = functools.partial(_dashboard_problem, report, target, display, here, dash.file)
         panel = f"panel '{target.panel}'" if target.panel else "a panel"
         for hub in hubs:
-            on_hub = [t for t in known if t.hub == hub]
+            on_hub = known.get(hub, [])
             in_filter = [t for t in on_hub if query.asset_matches(t.asset)]
             for test in query.names:
                 named = [t for t in on_hub if test.matches(t.name)]

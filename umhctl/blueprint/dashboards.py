@@ -14,6 +14,7 @@ checkable and are skipped. Asset filters are applied only when the query has no 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -131,6 +132,11 @@ class TagQuery:
 
 def like(pattern: str, text: str, *, ignore_case: bool = False) -> bool:
     """SQL LIKE: % is any run, _ any one character, backslash escapes."""
+    return _like_regex(pattern, ignore_case).fullmatch(text) is not None
+
+
+@functools.lru_cache(maxsize=1024)  # a pattern is tested against every tag a hub stores
+def _like_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     out, escaped = "", False
     for char in pattern:
         if escaped:
@@ -144,7 +150,7 @@ def like(pattern: str, text: str, *, ignore_case: bool = False) -> bool:
             out += "."
         else:
             out += re.escape(char)
-    return re.fullmatch(out, text, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) is not None
+    return re.compile(out, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def _checkable(token: Token) -> bool:
