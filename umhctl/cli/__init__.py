@@ -674,8 +674,9 @@ def _narrowed(argv: list[str]) -> typer.Typer:
     """The app with only the command (or group) the command line names. typer builds a click command from the
     signature of every registered command before it runs one (~7 ms for all of umhctl's); no other command is
     looked at by a run of one. Without a known name (--help, a typo: its did-you-mean lists them all), all."""
-    name = next((arg for arg in argv if not arg.startswith("-")), None)
     import typer.main
+
+    name = next((arg for arg in argv if not arg.startswith("-")), None)
 
     def named(command: typer.models.CommandInfo) -> str | None:
         return command.name or (command.callback and typer.main.get_command_name(command.callback.__name__))
@@ -722,9 +723,8 @@ def main() -> None:
         _print_version()
         return
     try:
-        _narrowed(sys.argv[1:])(
-            prog_name="umhctl"
-        )  # also under `python -m umhctl`: usage lines and hints name the command people type
+        # prog_name also under `python -m umhctl`: usage lines and hints name the command people type
+        _narrowed(sys.argv[1:])(prog_name="umhctl")
     finally:
         # The interpreter's exit ends with full garbage collections over every object still alive: with pydantic's
         # schemas, paramiko and jinja2 loaded that took ~100 ms, a tenth of a no-op plan of 30 devices
