@@ -30,6 +30,20 @@ class BenchError(Exception):
 class Sample:
     seconds: float
     max_rss_mb: float
+    cpu_seconds: float = 0.0  # the command's own CPU time (user + system), its waited-for children included
+    machine_cpu_seconds: float = 0.0  # CPU time every core spent busy meanwhile (/proc/stat), simulated devices too
+
+
+def _machine_busy() -> float:
+    """Seconds of CPU time all cores have spent busy since boot: /proc/stat's first line (proc(5)) without idle,
+    iowait and steal (time the hypervisor gave to other guests)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 # GNU time reports the child's own peak RSS. wait4's ru_maxrss would not: Linux keeps the high-water mark of the
@@ -41,10 +55,12 @@ def run(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path = R
     """Run `argv` once: wall time from spawn to exit and the child's peak RSS."""
     with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as rss:
         wrapped = [str(_TIME), "-f", "%M", "-o", rss.name, *argv] if _TIME.exists() else list(argv)
+        busy = _machine_busy()
         start = time.perf_counter()
         proc = subprocess.Popen(wrapped, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - start
+        busy = _machine_busy() - busy
         proc.returncode = os.waitstatus_to_exitcode(status)
         if expect_ok and proc.returncode != 0:
             out.seek(0)
@@ -52,7 +68,7 @@ def run(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path = R
             raise BenchError(f"{' '.join(argv)} exited with {proc.returncode}:\n{text}")
         figures = rss.read().split()
         peak_kib = int(figures[-1]) if figures and figures[-1].isdigit() else usage.ru_maxrss
-    return Sample(elapsed, peak_kib / 1024)
+    return Sample(elapsed, peak_kib / 1024, usage.ru_utime + usage.ru_stime, busy)
 
 
 def interleaved(
@@ -127,8 +143,10 @@ def table(rows: list[list[str]]) -> str:
 
 
 def timings(samples: dict[str, list[Sample]], labels: dict[str, str] | None = None) -> str:
-    """A table of min/median/max in ms and peak RSS per command."""
-    rows = [["command", "min ms", "median ms", "max ms", "peak RSS MB"]]
+    """A table of min/median/max in ms and peak RSS per command, and the median CPU time: the command's own and
+    the whole machine's while it ran (on the simulated site the devices' sshd and scripts share the cores, so
+    machine CPU near cores x wall time means the run is bound by CPU, not by waiting)."""
+    rows = [["command", "min ms", "median ms", "max ms", "peak RSS MB", "CPU ms", "machine CPU ms"]]
     for label, runs in samples.items():
         secs = [s.seconds * 1000 for s in runs]
         rows.append(
@@ -138,6 +156,8 @@ def timings(samples: dict[str, list[Sample]], labels: dict[str, str] | None = No
                 f"{statistics.median(secs):.0f}",
                 f"{max(secs):.0f}",
                 f"{peak_rss(runs):.0f}",
+                f"{statistics.median(s.cpu_seconds for s in runs) * 1000:.0f}",
+                f"{statistics.median(s.machine_cpu_seconds for s in runs) * 1000:.0f}",
             ]
         )
     return table(rows)
