@@ -13,16 +13,21 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from umhctl.remote.ssh import RUN_SCRIPT
 from umhctl.sim.layer import build_layer
 from umhctl.sim.process import in_private_mounts
 from umhctl.sim.provision import make_base_root
 
-_BOOT = (
+_MOUNT_AND_CHROOT = (
     'root=$1 layer=$2 && mount -t overlay -o "ro,lowerdir=$layer:/usr" scratch-usr "$root/usr"'
     ' && mount --rbind /dev "$root/dev" && mount -t proc proc "$root/proc"'
     ' && mount -t tmpfs -o mode=755 scratch-run "$root/run" && mkdir -p "$root/run/umhctl-sim/active"'
-    ' && exec chroot "$root" /bin/bash -s'
+    ' && exec chroot "$root" '
 )
+# A script on stdin, run as a device runs it (umhctl.remote.ssh.RUN_SCRIPT).
+_BOOT = _MOUNT_AND_CHROOT + f"/bin/{RUN_SCRIPT}"
+# A script in argv ($3), its stdin left for data (Connection.upload).
+BOOT_ARGV_SCRIPT = _MOUNT_AND_CHROOT + '/bin/bash -c "$3"'
 
 can_run = os.geteuid() == 0 and shutil.which("unshare") is not None
 

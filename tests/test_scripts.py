@@ -29,7 +29,7 @@ from umhctl.render.desired import DesiredState, File, Link
 from umhctl.sim.process import in_private_mounts
 
 from .conftest import ROOT
-from .scratch import _BOOT, Scratch, can_run
+from .scratch import BOOT_ARGV_SCRIPT, Scratch, can_run
 
 GOLDEN = ROOT / "tests" / "golden" / "scripts"
 TOKEN = "0123abcd"
@@ -495,7 +495,7 @@ IMAGE = "/opt/extensions/k3s/k3s-v1.32.2+k3s1-x86-64.raw"
 
 def upload(scratch: Scratch, root: Path, data: bytes, sha256: str) -> subprocess.CompletedProcess[str]:
     """The upload script as the gate runs it: from argv, the image on stdin."""
-    argv = in_private_mounts(_BOOT.replace("/bin/bash -s", '/bin/bash -c "$3"'), str(root), str(scratch.layer))
+    argv = in_private_mounts(BOOT_ARGV_SCRIPT, str(root), str(scratch.layer))
     argv.append(scripts.upload(IMAGE, sha256, TOKEN, 0))
     return subprocess.run(argv, input=data, capture_output=True, timeout=60)  # type: ignore[return-value]
 

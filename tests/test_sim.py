@@ -7,6 +7,8 @@ reboot a device. Needs root, ignition, openssh-server, sudo and paramiko.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -205,6 +207,25 @@ def test_acceptance_system_ssh_with_strict_host_keys_prints_the_hostname(sim: Si
         proc = system_ssh(sim, device, "cat /etc/hostname; hostname; id -un; sudo -n id -u")
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.split() == [sim.host_name(device), sim.host_name(device), "core", "0"]
+
+
+def test_a_script_is_read_whole_before_it_runs(sim: Sim) -> None:
+    """Connection.run: a command in the script that reads stdin finds end of file, not the rest of the script (as it
+    would under `bash -s`, which reads its script one byte at a time); a large script (here 1 MB, as an apply's
+    writes carry file contents) arrives whole; exit statuses come back, with and without sudo."""
+    from umhctl.remote.ssh import connect as umhctl_connect
+
+    site = sim.site.inventory()
+    blob = base64.b64encode(os.urandom(750_000)).decode()
+    with umhctl_connect(site.endpoint("edge-01")) as conn:
+        swallowed = conn.run('rest=$(cat)\necho "read ${#rest} bytes"\necho after\n')
+        assert (swallowed.status, swallowed.stdout) == (0, "read 0 bytes\nafter\n"), swallowed.stderr
+        big = conn.run(f'blob={blob}\nprintf %s "$blob" | sha256sum\nid -u\n')
+        assert big.status == 0, big.stderr
+        assert big.stdout.split() == [hashlib.sha256(blob.encode()).hexdigest(), "-", "0"]
+        assert conn.run("set -e\nfalse\necho not reached\n").status == 1
+        unprivileged = conn.run("id -u\nexit 7\n", sudo=False)
+        assert (unprivileged.status, unprivileged.stdout.strip()) == (7, "500")
 
 
 def test_a_wrong_host_key_is_refused(sim: Sim) -> None:

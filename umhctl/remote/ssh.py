@@ -1,8 +1,8 @@
 """SSH to a device with paramiko (no other module imports it): key auth, strict host keys, scripts on stdin.
 
 Host keys come only from the site's known_hosts. An unknown or different key is refused with both fingerprints
-— never accepted on first use. Scripts run as `sudo -n bash -s` with the script on stdin, so values (secrets
-included) never appear in a process list on the device.
+— never accepted on first use. Scripts run as `sudo -n bash -c '. /dev/stdin'` with the script on stdin, so
+values (secrets included) never appear in a process list on the device (RUN_SCRIPT).
 """
 
 from __future__ import annotations
@@ -76,6 +76,16 @@ def key_fingerprint(blob: bytes) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
+# How a device runs a script that arrives on stdin. Not `bash -s`: bash reads a script from a pipe one byte per
+# read(2), so as to leave the rest of its stdin to the commands it runs (bash input.c, fd_to_buffered_stream: a
+# 1-byte buffer for unseekable input), which is one system call per byte of script: ~6,000 for a probe, one per
+# byte of every file an apply writes (base64 inside the script). `.` reads the whole file first, 4 KB at a time
+# (bash evalfile.c: zmapfd for what is not a regular file), then runs it; a command in the script that reads
+# stdin gets end of file instead of the rest of the script. /dev/stdin is the session's stdin, a pipe (OpenSSH
+# session.c, do_exec_no_pty: USE_PIPES), which systemd links at boot (src/shared/dev-setup.c).
+RUN_SCRIPT = "bash -c '. /dev/stdin'"
+
+
 class Connection:
     """One SSH session to one device."""
 
@@ -85,7 +95,7 @@ class Connection:
 
     def run(self, script: str, *, sudo: bool = True, timeout: float = COMMAND_TIMEOUT) -> Result:
         """Run a bash script (as root with sudo) and collect its output. The script travels on stdin."""
-        command = "sudo -n bash -s" if sudo else "bash -s"
+        command = f"sudo -n {RUN_SCRIPT}" if sudo else RUN_SCRIPT
         return self._exec(command, script.encode(), None, sudo=sudo, timeout=timeout)
 
     def upload(self, script: str, source: Path, *, timeout: float = COMMAND_TIMEOUT) -> Result:
@@ -157,7 +167,7 @@ class Connection:
             channel = transport.open_session(timeout=CONNECT_TIMEOUT)
             try:
                 channel.settimeout(stall)
-                channel.exec_command("sudo -n bash -s")
+                channel.exec_command(f"sudo -n {RUN_SCRIPT}")
                 channel.sendall(script.encode())
                 channel.shutdown_write()
                 while chunk := channel.recv(1 << 16):
