@@ -62,7 +62,10 @@ PrintLastLog no
 ClientAliveInterval 180
 """
 _PAM = "".join(f"{kind} required pam_unix.so\n" for kind in ("auth", "account", "password", "session"))
+# use_pty: sudo's default since 1.9.14, written out so that the host's sudo (1.9.13 on Debian 12) behaves as a
+# newer device's does. Without a terminal, as in umhctl's sessions, sudo passes the session's pipes through.
 _SUDOERS = """Defaults env_reset
+Defaults use_pty
 Defaults secure_path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 root ALL=(ALL:ALL) ALL
 %sudo ALL=(ALL) NOPASSWD: ALL
